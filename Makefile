@@ -1,0 +1,43 @@
+# sustain — the two front-door commands are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS := dev,ml,elasticsearch,mlflow
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test venv lint typecheck unit bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+## make run: install, then serve examples/sustain.yaml on the embedded store with demo traffic.
+run: $(STAMP)
+	$(BIN)/sustain serve --config examples/sustain.yaml --demo-traffic --host $(HOST) --port $(PORT)
+
+## make test: install what tests need, then lint, type checks and the whole suite.
+test: $(STAMP)
+	$(MAKE) lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check sustain tests benchmarks examples
+	$(BIN)/ruff format --check sustain tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy sustain tests benchmarks
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data

@@ -1,0 +1,84 @@
+"""sustain: keep models healthy in production.
+
+Capture every request, response and late label; aggregate continuously; compute
+drift, stability, label metrics, data quality and health indicators; alert and
+act; show it all. The names below are the public API; everything else is
+private and may change.
+
+``from sustain import Logger`` stays light (httpx and orjson): the server-side
+parts load only when their names are first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sustain.collector.logger import Logger, LoggerStats
+from sustain.errors import (
+    Conflict,
+    NotFound,
+    Overloaded,
+    PluginError,
+    SpecError,
+    StoreError,
+    SustainError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from sustain.server import create_app
+    from sustain.settings import Settings
+    from sustain.spec import Feature, Label, ModelSpec, MonitorConfig, Output
+    from sustain.spec_loader import load_config
+    from sustain.store import Store, open_store
+
+_LAZY = {
+    "create_app": "sustain.server",
+    "Settings": "sustain.settings",
+    "Feature": "sustain.spec",
+    "Label": "sustain.spec",
+    "ModelSpec": "sustain.spec",
+    "MonitorConfig": "sustain.spec",
+    "Output": "sustain.spec",
+    "load_config": "sustain.spec_loader",
+    "Store": "sustain.store",
+    "open_store": "sustain.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sustain' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "Conflict",
+    "Feature",
+    "Label",
+    "Logger",
+    "LoggerStats",
+    "ModelSpec",
+    "MonitorConfig",
+    "NotFound",
+    "Output",
+    "Overloaded",
+    "PluginError",
+    "Settings",
+    "SpecError",
+    "Store",
+    "StoreError",
+    "SustainError",
+    "ValidationError",
+    "create_app",
+    "load_config",
+    "open_store",
+]

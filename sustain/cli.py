@@ -1,0 +1,313 @@
+"""The ``sustain`` command. Errors read as sentences with an exit code, never a traceback.
+
+Exit codes: 0 ok, 1 failure, 2 bad input (spec, options), 3 the store or service is unavailable, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sustain.errors import ConfigError, SustainError
+
+app = typer.Typer(
+    name="sustain",
+    help="Model monitoring: capture, aggregate, detect drift, alert and act.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+reference_app = typer.Typer(help="Reference data: what the model was trained on.", no_args_is_help=True)
+app.add_typer(reference_app, name="reference")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="monitor spec file (sustain.yaml)")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="store URI; default $SUSTAIN_STORE or duckdb:///./data/sustain.duckdb"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+UrlOpt = Annotated[str, typer.Option("--url", envvar="SUSTAIN_URL", help="the sustain service")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="SUSTAIN_TOKEN", help="bearer token")]
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on; default 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="port; default 8000")] = None,
+    store: StoreOpt = None,
+    demo_traffic: Annotated[bool, typer.Option("--demo-traffic", help="also send demo traffic to every model")] = False,
+    transform_interval: Annotated[float | None, typer.Option(help="seconds between aggregation runs")] = None,
+    indicator_interval: Annotated[float | None, typer.Option(help="seconds between indicator runs")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+) -> None:
+    """Run the collector, the engine and the dashboard."""
+    import uvicorn
+
+    from sustain.server import build_context, create_app
+    from sustain.settings import Settings
+
+    settings = Settings.from_env(
+        config=str(config) if config else None,
+        host=host,
+        port=port,
+        store=store,
+        demo_traffic=demo_traffic or None,
+        transform_interval=transform_interval,
+        indicator_interval=indicator_interval,
+    )
+    settings.check_bind()
+    ctx = build_context(settings)
+    application = create_app(settings, context=ctx, startup=_startup_hooks(settings))
+    models = ", ".join(s.name for s in ctx.store.list_specs()) or "none yet (PUT /v1/models/NAME)"
+    base = f"http://{settings.host}:{settings.port}"
+    _tune_interpreter()
+    out.print(f"sustain {_version()} on {ctx.store.uri}; models: {models}", highlight=False)
+    out.print(f"dashboard: {base}/   API docs: {base}/docs   metrics: {base}/metrics", highlight=False)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+
+
+def _tune_interpreter() -> None:
+    """Two settings for a server that parses big batches in one thread and commits in another.
+
+    Parsed request bodies are many small acyclic objects freed by reference counting; the default
+    collector thresholds (700 allocations) make the cyclic GC rescan them several times per batch.
+    The writer thread needs the GIL briefly between DuckDB calls (which release it); with the default
+    5 ms switch interval it waits that long behind the parsing thread every time.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    sys.setswitchinterval(0.0005)
+
+
+def _startup_hooks(settings: Any) -> list[Any]:
+    hooks = []
+    if settings.demo_traffic:
+        from sustain.demo_traffic import start_demo_traffic
+
+        hooks.append(start_demo_traffic)
+    return hooks
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="the spec file to check")] = Path("sustain.yaml"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a monitor spec file; every problem is named by line and path."""
+    from sustain.errors import SpecError
+    from sustain.spec_loader import load_config
+
+    try:
+        config = load_config(file)
+    except SpecError as exc:
+        if json_out:
+            out.print_json(json.dumps({"valid": False, "problems": exc.details or [{"message": exc.message}]}))
+            raise typer.Exit(2) from None
+        err.print(f"[bold red]{file} is not a valid monitor spec:[/]", highlight=False)
+        for problem in exc.details or [{"where": str(file), "message": exc.message}]:
+            err.print(f"  {problem.get('where', file)}: {problem['message']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if json_out:
+        out.print_json(json.dumps({"valid": True, "models": [m.name for m in config.models]}))
+        return
+    table = Table("model", "features", "outputs", "label", "windows", title=f"{file} is valid")
+    for m in config.models:
+        table.add_row(
+            m.name,
+            str(len(m.features)),
+            str(len(m.outputs)),
+            m.label.kind if m.label else "-",
+            ", ".join(m.windows),
+        )
+    out.print(table)
+
+
+@reference_app.command("upload")
+def reference_upload(
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON file")],
+    model: Annotated[str, typer.Option("--model", "-m", help="model name")],
+    version: Annotated[str | None, typer.Option("--version", "-v", help="model version; default the spec's")] = None,
+    url: UrlOpt = "http://127.0.0.1:8000",
+    token: TokenOpt = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Upload reference data for a model version (to a running service, or with --store straight into a store)."""
+    if not file.exists():
+        fail(f"{file}: no such file", 2)
+    if store:
+        result = _reference_into_store(file, model, version, store, config)
+    else:
+        result = _reference_over_http(file, model, version, url, token)
+    if json_out:
+        out.print_json(json.dumps(result))
+        return
+    out.print(
+        f"reference for {model} version {result['version']}: {result['rows']} rows, "
+        f"{len(result['columns'])} columns stored",
+        highlight=False,
+    )
+    if result.get("ignored_columns"):
+        out.print(f"ignored columns (not in the spec): {', '.join(result['ignored_columns'])}", highlight=False)
+    if result.get("missing_features"):
+        out.print(f"features missing from the file: {', '.join(result['missing_features'])}", highlight=False)
+
+
+def _reference_over_http(file: Path, model: str, version: str | None, url: str, token: str | None) -> dict[str, Any]:
+    import httpx
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    size = file.stat().st_size
+    headers = {"Content-Type": _content_type(file), "Content-Length": str(size)}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+        disable=size < 8 * 1024 * 1024,
+    ) as progress:
+        task = progress.add_task(f"uploading {file.name}", total=size)
+
+        def chunks() -> Any:
+            with open(file, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    progress.advance(task, len(chunk))
+                    yield chunk
+
+        params = {"version": version} if version else {}
+        try:
+            response = httpx.put(
+                f"{url.rstrip('/')}/v1/models/{model}/reference",
+                params=params,
+                content=chunks(),
+                headers=headers,
+                timeout=600,
+            )
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach the sustain service at {url} ({exc}); is it running? (sustain serve)", 3)
+    return _reply(response)
+
+
+def _reply(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": {"message": response.text[:500]}}
+    if response.status_code >= 400:
+        message = body.get("error", {}).get("message", response.text[:500])
+        fail(f"the service answered {response.status_code}: {message}", 2 if response.status_code < 500 else 3)
+    result: dict[str, Any] = body
+    return result
+
+
+def _content_type(file: Path) -> str:
+    suffix = file.suffix.lower()
+    return {
+        ".parquet": "application/vnd.apache.parquet",
+        ".csv": "text/csv",
+        ".json": "application/json",
+        ".ndjson": "application/x-ndjson",
+        ".jsonl": "application/x-ndjson",
+    }.get(suffix, "application/octet-stream")
+
+
+def _reference_into_store(
+    file: Path, model: str, version: str | None, store_uri: str, config: Path | None
+) -> dict[str, Any]:
+    from sustain.collector.reference import read_table, sniff_format, to_layout
+    from sustain.server import apply_config
+    from sustain.store import open_store
+
+    store = open_store(store_uri)
+    try:
+        if config:
+            apply_config(store, str(config))
+        spec = store.get_spec(model)
+        if spec is None:
+            raise ConfigError(f"model {model!r} is not in the store; pass --config with its spec")
+        body = file.read_bytes()
+        parsed = to_layout(spec, read_table(body, sniff_format(body, _content_type(file), file.name)))
+        chosen = version or spec.effective_default_version
+        info = store.put_reference(model, chosen, parsed.table)
+        return {
+            "model": model,
+            "version": chosen,
+            "rows": info.rows,
+            "columns": info.columns,
+            "ignored_columns": parsed.ignored_columns,
+            "missing_features": parsed.missing_features,
+        }
+    finally:
+        store.close()
+
+
+@app.command()
+def version() -> None:
+    """Print the versions of sustain and the parts it runs on."""
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as pkg_version
+
+    out.print(f"sustain {_version()}", highlight=False)
+    for name in ("duckdb", "pyarrow", "fastapi", "pydantic", "numpy", "scipy"):
+        try:
+            out.print(f"  {name} {pkg_version(name)}", highlight=False)
+        except PackageNotFoundError:
+            out.print(f"  {name} not installed", highlight=False)
+    out.print(f"  python {platform.python_version()}", highlight=False)
+
+
+def _version() -> str:
+    from sustain.server import _version as server_version
+
+    return server_version()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app and turn sustain errors into sentences with exit codes."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except SustainError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        for problem in (exc.details or [])[:20] if isinstance(exc.details, list) else []:
+            if isinstance(problem, dict) and "message" in problem:
+                err.print(f"  {problem.get('where', '')}: {problem['message']}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except OSError as exc:
+        err.print(
+            f"[bold red]error:[/] {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}",
+            highlight=False,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

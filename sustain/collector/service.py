@@ -1,0 +1,212 @@
+"""The collector's logic, independent of HTTP: validate, hand to the writer, report.
+
+Routes in :mod:`sustain.collector.routes` are thin wrappers around this class,
+so benchmarks and tests can drive ingest without a socket as well as with one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from sustain.collector.bodies import Decoded
+from sustain.collector.cloudevents import (
+    events_from_pair,
+    half_from,
+    labels_from_feedback,
+    parse_cloudevent,
+    resolve_model,
+)
+from sustain.collector.envelope import ItemError
+from sustain.collector.events import parse_events
+from sustain.collector.labels import parse_labels
+from sustain.collector.metrics import ServiceMetrics
+from sustain.collector.reference import ParsedReference, read_table, sniff_format, to_layout
+from sustain.durations import parse_duration
+from sustain.errors import NotFound, ValidationError
+from sustain.spec import ModelSpec
+from sustain.store.base import EventBatch, PendingHalf, ReferenceInfo, Store
+from sustain.store.layout import Layout
+from sustain.store.writer import Writer
+
+log = logging.getLogger("sustain.collector")
+
+
+def bulk_reply(
+    received: int,
+    accepted: int,
+    duplicates: int,
+    errors: list[ItemError],
+    took: float,
+    invalid_values: int = 0,
+) -> tuple[int, dict[str, Any]]:
+    """An Elasticsearch-bulk-like summary and the HTTP status: 200 all kept, 207 some, 422 none."""
+    body = {
+        "took": int(took * 1000),
+        "errors": bool(errors),
+        "received": received,
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": len(errors),
+        "invalid_values": invalid_values,
+        "items": [e.to_dict() for e in errors],
+    }
+    if not errors:
+        return 200, body
+    return (207 if accepted + duplicates > 0 else 422), body
+
+
+class Collector:
+    def __init__(self, store: Store, writer: Writer, metrics: ServiceMetrics) -> None:
+        self.store = store
+        self.writer = writer
+        self.metrics = metrics
+        self._specs: dict[str, ModelSpec] = {s.name: s for s in store.list_specs()}
+        self._layouts: dict[str, Layout] = {n: Layout.of(s) for n, s in self._specs.items()}
+        self._pending_lock = asyncio.Lock()
+
+    # -- specs -------------------------------------------------------------------------------
+    def spec(self, model: str) -> ModelSpec:
+        spec = self._specs.get(model)
+        if spec is None:
+            known = ", ".join(sorted(self._specs)) or "none yet"
+            raise NotFound(
+                f"model {model!r} is not registered (registered: {known}); PUT /v1/models/{model} with its spec first",
+                field="model",
+            )
+        return spec
+
+    def specs(self) -> list[ModelSpec]:
+        return [self._specs[n] for n in sorted(self._specs)]
+
+    async def put_spec(self, spec: ModelSpec) -> bool:
+        """Store ``spec``; True when the model is new."""
+        created = spec.name not in self._specs
+        await asyncio.wrap_future(self.writer.submit(lambda: self.store.put_spec(spec)))
+        self._specs[spec.name] = spec
+        self._layouts[spec.name] = Layout.of(spec)
+        return created
+
+    # -- events ------------------------------------------------------------------------------
+    async def ingest_events(self, model: str, decoded: Decoded) -> tuple[int, dict[str, Any]]:
+        started = time.perf_counter()
+        spec = self.spec(model)
+        parsed = parse_events(spec, decoded.items, datetime.now(UTC), self._layouts[model])
+        for err in parsed.errors:
+            if err.index in decoded.line_errors:
+                err.field, err.reason = "body", decoded.line_errors[err.index]
+        inserted = duplicates = 0
+        if parsed.table.num_rows:
+            result = await asyncio.wrap_future(self.writer.submit_events(EventBatch(model, parsed.table)))
+            inserted, duplicates = result.inserted, result.duplicates
+        self.metrics.ingested.labels(model).inc(inserted)
+        if duplicates:
+            self.metrics.duplicates.labels(model).inc(duplicates)
+        if parsed.errors:
+            self.metrics.rejected.labels(model, "event").inc(len(parsed.errors))
+        if parsed.invalid_values:
+            self.metrics.invalid_values.labels(model).inc(parsed.invalid_values)
+        return bulk_reply(
+            parsed.received,
+            inserted,
+            duplicates,
+            parsed.errors,
+            time.perf_counter() - started,
+            parsed.invalid_values,
+        )
+
+    # -- labels ------------------------------------------------------------------------------
+    async def ingest_labels(self, model: str, decoded: Decoded) -> tuple[int, dict[str, Any]]:
+        started = time.perf_counter()
+        spec = self.spec(model)
+        batch, errors = parse_labels(spec, decoded.items, datetime.now(UTC))
+        for err in errors:
+            if err.index in decoded.line_errors:
+                err.field, err.reason = "body", decoded.line_errors[err.index]
+        if batch.table.num_rows:
+            await asyncio.wrap_future(self.writer.submit(lambda: self.store.append_labels([batch])))
+        accepted = len(decoded.items) - len(errors)
+        self.metrics.labels.labels(model).inc(accepted)
+        if errors:
+            self.metrics.rejected.labels(model, "label").inc(len(errors))
+        return bulk_reply(len(decoded.items), accepted, 0, errors, time.perf_counter() - started)
+
+    # -- reference ---------------------------------------------------------------------------
+    async def put_reference(
+        self, model: str, version: str, body: bytes, content_type: str | None, filename: str | None = None
+    ) -> tuple[ReferenceInfo, ParsedReference]:
+        spec = self.spec(model)
+        if not version:
+            raise ValidationError("version is required: PUT /v1/models/{model}/reference?version=3", field="version")
+        table = read_table(body, sniff_format(body, content_type, filename))
+        parsed = to_layout(spec, table)
+        info = await asyncio.wrap_future(
+            self.writer.submit(lambda: self.store.put_reference(model, version, parsed.table))
+        )
+        return info, parsed
+
+    # -- CloudEvents ---------------------------------------------------------------------------
+    async def cloudevent(
+        self, headers: Mapping[str, str], body: bytes, model: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        try:
+            payload = orjson.loads(body) if body.strip() else None
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError(f"CloudEvent payload is not valid JSON: {exc}", field="body") from None
+        ce = parse_cloudevent(headers, payload)
+        spec = resolve_model(ce, self.specs(), model)
+        if ce.kind == "feedback":
+            labels = labels_from_feedback(ce)
+            status, reply = await self.ingest_labels(spec.name, Decoded(labels, {}))
+            return status, {"type": ce.type, "model": spec.name, "request_id": ce.request_id, **reply}
+        half = half_from(ce, spec, datetime.now(UTC))
+        await asyncio.wrap_future(self.writer.submit(lambda: self.store.stash_halves([half])))
+        stored = await self.complete_pending()
+        return 202, {
+            "type": ce.type,
+            "model": spec.name,
+            "request_id": ce.request_id,
+            "rows": half.body["rows"],
+            "events_stored": stored,
+        }
+
+    async def complete_pending(self, now: datetime | None = None) -> int:
+        """Turn every complete (or timed-out) request/response pair into stored events."""
+        async with self._pending_lock:
+            now = now or datetime.now(UTC)
+            timeouts = {n: parse_duration(s.cloudevents.join_timeout) for n, s in self._specs.items()}
+            oldest = now - timedelta(seconds=min(timeouts.values(), default=30.0))
+            halves = self.store.take_pending(older_than=oldest)
+            pairs: dict[tuple[str, str], dict[str, PendingHalf]] = {}
+            for h in halves:
+                pairs.setdefault((h.model, h.key), {})[h.kind] = h
+            stored = 0
+            done: list[tuple[str, str]] = []
+            for (model_name, key), sides in pairs.items():
+                spec = self._specs.get(model_name)
+                if spec is None:
+                    continue
+                complete = "request" in sides and "response" in sides
+                first = min(h.received_at for h in sides.values())
+                if not complete and first > now - timedelta(seconds=timeouts[model_name]):
+                    continue
+                try:
+                    events = events_from_pair(spec, sides.get("request"), sides.get("response"))
+                except ValidationError as exc:
+                    log.warning("dropping CloudEvents exchange %s of %s: %s", key, model_name, exc.message)
+                    done.append((model_name, key))
+                    continue
+                _, reply = await self.ingest_events(model_name, Decoded(events, {}))
+                stored += reply["accepted"]
+                if reply["errors"]:
+                    log.warning("CloudEvents exchange %s of %s: %s", key, model_name, reply["items"][:3])
+                done.append((model_name, key))
+            if done:
+                await asyncio.wrap_future(self.writer.submit(lambda: self.store.drop_pending(done)))
+            return stored

@@ -1,0 +1,181 @@
+"""App factory: builds the Store, the writer, the collector and the FastAPI app from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sustain.collector.bodies import InflightBudget
+from sustain.collector.context import AppContext
+from sustain.collector.metrics import ServiceMetrics
+from sustain.collector.responses import JSON, json_response
+from sustain.collector.routes import router as collector_router
+from sustain.collector.service import Collector
+from sustain.errors import Overloaded, SustainError, Unauthorized
+from sustain.settings import Settings
+from sustain.spec_loader import load_config
+from sustain.store import open_store
+from sustain.store.base import Store
+from sustain.store.writer import Writer
+
+log = logging.getLogger("sustain.server")
+
+# Parts added by later layers (engine, dashboards) hook in here without the server importing them eagerly.
+Startup = Callable[[AppContext], Any]
+
+
+def apply_config(store: Store, path: str) -> list[str]:
+    """Register every model of a spec file; unchanged specs are left alone. Returns the names applied."""
+    config = load_config(path)
+    applied = []
+    for spec in config.models:
+        if store.get_spec(spec.name) != spec:
+            store.put_spec(spec)
+        applied.append(spec.name)
+    return applied
+
+
+def build_context(settings: Settings, store: Store | None = None) -> AppContext:
+    store = store or open_store(settings.store)
+    if settings.config:
+        apply_config(store, settings.config)
+    metrics_ref: dict[str, ServiceMetrics] = {}
+    writer = Writer(
+        store,
+        max_pending_events=settings.max_pending_events,
+        on_commit=lambda n, s: metrics_ref["m"].observe_commit(n, s),
+    )
+    budget = InflightBudget(settings.max_inflight_bytes)
+    metrics = ServiceMetrics(lambda: writer.pending_events, lambda: budget.used)
+    metrics_ref["m"] = metrics
+    collector = Collector(store, writer, metrics)
+    return AppContext(
+        settings=settings,
+        store=store,
+        writer=writer,
+        collector=collector,
+        metrics=metrics,
+        budget=budget,
+        started_at=time.time(),
+    )
+
+
+async def _sweep_cloudevents(collector: Collector, every: float = 5.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await collector.complete_pending()
+        except Exception:  # the sweeper must outlive any one bad exchange
+            log.exception("completing pending CloudEvents failed")
+
+
+def _error_response(exc: SustainError) -> JSON:
+    headers: dict[str, str] = {}
+    if isinstance(exc, Overloaded):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    return json_response(exc.http_status, {"error": exc.to_dict()}, headers)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    context: AppContext | None = None,
+    startup: list[Startup] | None = None,
+) -> FastAPI:
+    """The sustain service. ``context`` may be built beforehand (the CLI does, to report errors early)."""
+    settings = settings or Settings.from_env()
+    ctx = context or build_context(settings)
+    hooks = list(startup or [])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.writer.start()
+        tasks = [asyncio.create_task(_sweep_cloudevents(ctx.collector))]
+        stoppers = []
+        for hook in hooks:
+            stop = hook(ctx)
+            if stop is not None:
+                stoppers.append(stop)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for stop in reversed(stoppers):
+                with contextlib.suppress(Exception):
+                    stop()
+            ctx.writer.stop()
+            ctx.store.close()
+
+    app = FastAPI(
+        title="sustain",
+        summary="Model monitoring: capture, aggregate, detect drift, alert and act.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.sustain = ctx
+
+    @app.exception_handler(SustainError)
+    async def sustain_error(request: Request, exc: SustainError) -> JSON:
+        if isinstance(exc, Overloaded):
+            ctx.metrics.refused.labels("overloaded").inc()
+        elif exc.http_status == 413:
+            ctx.metrics.refused.labels("too_large").inc()
+        elif exc.http_status in (401, 403):
+            ctx.metrics.refused.labels("auth").inc()
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, exc: RequestValidationError) -> JSON:
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            where = f"{loc[0]} parameter {'.'.join(loc[1:])!r}" if len(loc) > 1 else ".".join(loc)
+            problems.append({"field": ".".join(loc[1:]) or where, "message": f"{where}: {err.get('msg')}"})
+        first = problems[0] if problems else {"field": "", "message": "invalid request"}
+        body = {
+            "error": {
+                "code": "invalid",
+                "message": first["message"],
+                "field": first["field"],
+                "details": problems,
+            }
+        }
+        return json_response(422, body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}; see /docs for the API"
+        return json_response(exc.status_code, {"error": {"code": code, "message": message}})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSON:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return json_response(
+            500, {"error": {"code": "internal", "message": "internal error; the server log has the details"}}
+        )
+
+    app.include_router(collector_router)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sustain")
+    except PackageNotFoundError:
+        return "0+unknown"

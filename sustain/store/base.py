@@ -1,0 +1,114 @@
+"""The Store protocol: the narrow surface every storage backend offers.
+
+Writes come from one writer at a time (:mod:`sustain.store.writer` serialises
+them and groups commits); reads may come from any thread. Every method that
+fails for a backend reason raises :class:`sustain.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+import pyarrow as pa
+
+from sustain.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """Validated events for one model, in the model's layout (see :mod:`sustain.store.layout`)."""
+
+    model: str
+    table: pa.Table
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    model: str
+    inserted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class LabelBatch:
+    """Labels for one model: columns ``key_kind`` (request_id|event_id), ``key``, ``label``, ``ts``."""
+
+    model: str
+    table: pa.Table
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    since: datetime | None = None
+    until: datetime | None = None
+    version: str | None = None
+    request_id: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class ReferenceInfo:
+    model: str
+    version: str
+    rows: int
+    columns: list[str]
+    uploaded_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingHalf:
+    """One half (request or response) of a CloudEvents exchange waiting for its partner."""
+
+    key: str
+    model: str
+    kind: str  # "request" | "response"
+    received_at: datetime
+    body: dict[str, Any]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What sustain needs from storage. Backends are chosen by URI scheme."""
+
+    uri: str
+
+    def close(self) -> None: ...
+
+    # -- specs ------------------------------------------------------------------------------
+    def put_spec(self, spec: ModelSpec) -> None:
+        """Store ``spec`` and make room for its columns (raises Conflict on incompatible changes)."""
+
+    def get_spec(self, model: str) -> ModelSpec | None: ...
+
+    def list_specs(self) -> list[ModelSpec]: ...
+
+    # -- capture (called by the single writer) ---------------------------------------------------
+    def append_events(self, batches: Sequence[EventBatch]) -> list[AppendResult]:
+        """Durably append every batch in one commit; repeated event ids are stored once."""
+
+    def append_labels(self, batches: Sequence[LabelBatch]) -> list[int]:
+        """Durably store labels (a repeated key replaces the earlier label)."""
+
+    def put_reference(self, model: str, version: str, table: pa.Table) -> ReferenceInfo:
+        """Replace the reference data of ``model``/``version`` with ``table`` (layout columns)."""
+
+    def stash_halves(self, halves: Sequence[PendingHalf]) -> None: ...
+
+    def take_pending(self, older_than: datetime | None = None) -> list[PendingHalf]:
+        """Pending halves whose partner arrived, plus those older than ``older_than``."""
+
+    def drop_pending(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Forget pending halves by (key, kind) once their events are stored."""
+
+    # -- reads ------------------------------------------------------------------------------
+    def read_events(self, model: str, query: EventQuery) -> list[dict[str, Any]]:
+        """Stored events, newest first, with their joined label (``None`` until it arrives)."""
+
+    def count_events(self, model: str) -> int: ...
+
+    def reference_info(self, model: str) -> list[ReferenceInfo]: ...
+
+    def read_reference(self, model: str, version: str) -> pa.Table | None: ...

@@ -1,0 +1,460 @@
+"""The embedded store: one DuckDB file holds events, labels, references and specs.
+
+Each model gets typed tables named after it (``"ev:<model>"`` for events,
+``"lb:<model>"`` for labels, ``"ref:<model>"`` for reference rows). Writes are
+serialised by a lock and normally come from the single writer thread; reads use
+a cursor per thread and see every committed write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from sustain.errors import Conflict, NotFound, StoreError
+from sustain.spec import ModelSpec
+from sustain.store.base import (
+    AppendResult,
+    EventBatch,
+    EventQuery,
+    LabelBatch,
+    PendingHalf,
+    ReferenceInfo,
+)
+from sustain.store.layout import Layout, label_types, quote
+from sustain.store.records import row_to_event
+
+_SYSTEM_DDL = (
+    "CREATE TABLE IF NOT EXISTS _specs (model VARCHAR PRIMARY KEY, spec JSON NOT NULL, updated_at TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS _references (model VARCHAR, version VARCHAR, rows BIGINT, columns JSON,"
+    " uploaded_at TIMESTAMPTZ, PRIMARY KEY (model, version))",
+    "CREATE TABLE IF NOT EXISTS _ce_pending (model VARCHAR, key VARCHAR, kind VARCHAR, received_at TIMESTAMPTZ,"
+    " body JSON, PRIMARY KEY (model, key, kind))",
+)
+
+
+_TYPE_ALIASES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "FLOAT": "FLOAT", "REAL": "FLOAT", "STRING": "VARCHAR"}
+
+
+def _canonical(sql_type: str) -> str:
+    upper = sql_type.upper().strip()
+    return _TYPE_ALIASES.get(upper, upper)
+
+
+def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    # After a failed statement the transaction is aborted and unregistering fails too; the view
+    # is replaced by the next register() under the same name anyway.
+    with contextlib.suppress(duckdb.Error):
+        con.unregister(name)
+
+
+def events_table(model: str) -> str:
+    return quote(f"ev:{model}")
+
+
+def labels_table(model: str) -> str:
+    return quote(f"lb:{model}")
+
+
+def reference_table(model: str) -> str:
+    return quote(f"ref:{model}")
+
+
+def parse_duckdb_uri(uri: str) -> tuple[str, dict[str, str]]:
+    """``duckdb:///./data/x.duckdb`` → ('./data/x.duckdb', {}); ``duckdb:///:memory:`` → (':memory:', {}).
+
+    >>> parse_duckdb_uri("duckdb:///./data/sustain.duckdb?threads=2")
+    ('./data/sustain.duckdb', {'threads': '2'})
+    >>> parse_duckdb_uri("duckdb:////var/lib/sustain.duckdb")[0]
+    '/var/lib/sustain.duckdb'
+    """
+    parts = urlsplit(uri)
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if parts.netloc:
+        path = parts.netloc + ("/" + path if path else "")
+    if not path:
+        raise StoreError(f"{uri!r} names no database file; write duckdb:///./data/sustain.duckdb")
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return path, options
+
+
+class DuckDBStore:
+    """A :class:`sustain.store.base.Store` on an embedded DuckDB database."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        path, options = parse_duckdb_uri(uri)
+        self.path = path
+        config: dict[str, Any] = {
+            k: v for k, v in options.items() if k in ("threads", "memory_limit", "temp_directory")
+        }
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(path, config=config)
+            for ddl in _SYSTEM_DDL:
+                self._con.execute(ddl)
+        except (duckdb.Error, OSError) as exc:
+            raise StoreError(f"cannot open the DuckDB store at {path!r}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._specs: dict[str, ModelSpec] = {}
+        self._layouts: dict[str, Layout] = {}
+        self._next_seq: dict[str, int] = {}
+        self._next_label_seq: dict[str, int] = {}
+        self._closed = False
+        for (text,) in self._con.execute("SELECT spec FROM _specs").fetchall():
+            spec = ModelSpec.model_validate_json(text)
+            self._remember(spec)
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cur is None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            cur = self._con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    @contextmanager
+    def _transaction(self, passthrough: type[duckdb.Error] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Commit on success; on failure roll back and raise StoreError (``passthrough`` errors as they are)."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            con = self._con
+            try:
+                con.execute("BEGIN TRANSACTION")
+                yield con
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                if passthrough is not None and isinstance(exc, passthrough):
+                    raise
+                raise StoreError(f"DuckDB write failed: {exc}") from exc
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                # A failed checkpoint loses nothing: the WAL holds every commit and DuckDB replays it on open.
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute("CHECKPOINT")
+                self._con.close()
+
+    def _remember(self, spec: ModelSpec) -> None:
+        self._specs[spec.name] = spec
+        self._layouts[spec.name] = Layout.of(spec)
+        with self._lock:
+            self._next_seq[spec.name] = 1 + self._max_seq(f"ev:{spec.name}")
+            self._next_label_seq[spec.name] = 1 + self._max_seq(f"lb:{spec.name}")
+
+    def _max_seq(self, table: str) -> int:
+        exists = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        ).fetchall()
+        if not exists or not exists[0][0]:
+            return 0
+        rows = self._con.execute(f"SELECT max(seq) FROM {quote(table)}").fetchall()
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    def layout(self, model: str) -> Layout:
+        try:
+            return self._layouts[model]
+        except KeyError:
+            raise NotFound(f"model {model!r} is not registered") from None
+
+    # -- specs -------------------------------------------------------------------------------
+    def put_spec(self, spec: ModelSpec) -> None:
+        layout = Layout.of(spec)
+        label_sql = label_types(spec.label.kind)[1] if spec.label else "VARCHAR"
+        with self._transaction() as con:
+            self._migrate(con, f"ev:{spec.name}", layout.sql_columns(), primary="eid")
+            self._migrate(
+                con,
+                f"lb:{spec.name}",
+                [
+                    ("key_kind", "VARCHAR NOT NULL"),
+                    ("key", "VARCHAR NOT NULL"),
+                    ("label", label_sql),
+                    ("ts", "TIMESTAMPTZ NOT NULL"),
+                    ("received_at", "TIMESTAMPTZ NOT NULL"),
+                    ("seq", "BIGINT NOT NULL"),
+                ],
+                primary_key="(key_kind, key)",
+            )
+            self._migrate(
+                con,
+                f"ref:{spec.name}",
+                [("version", "VARCHAR NOT NULL")]
+                + [(c.name, c.sql_type) for c in layout.value_columns]
+                + [("label", label_sql)],
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO _specs VALUES (?, ?, ?)",
+                [spec.name, spec.model_dump_json(), datetime.now(UTC)],
+            )
+        self._remember(spec)
+
+    def _migrate(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        columns: list[tuple[str, str]],
+        primary: str | None = None,
+        primary_key: str | None = None,
+    ) -> None:
+        existing = {
+            name: dtype
+            for name, dtype in con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
+            ).fetchall()
+        }
+        if not existing:
+            body = ", ".join(f"{quote(n)} {t}" for n, t in columns)
+            if primary_key:
+                body += f", PRIMARY KEY {primary_key}"
+            con.execute(f"CREATE TABLE {quote(table)} ({body})")
+            return
+        for name, sql_type in columns:
+            base_type = sql_type.replace(" PRIMARY KEY", "").replace(" NOT NULL", "")
+            if name not in existing:
+                if "NOT NULL" in sql_type or "PRIMARY KEY" in sql_type:
+                    raise Conflict(f"cannot add required column {name!r} to existing table {table!r}")
+                con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {base_type}")
+            elif _canonical(existing[name]) != _canonical(base_type):
+                what = name.split(":", 1)[-1]
+                raise Conflict(
+                    f"{what!r} is stored as {existing[name]} but the new spec makes it {base_type}; "
+                    "a stored column cannot change type: give the changed feature a new name"
+                )
+
+    def get_spec(self, model: str) -> ModelSpec | None:
+        return self._specs.get(model)
+
+    def list_specs(self) -> list[ModelSpec]:
+        return sorted(self._specs.values(), key=lambda s: s.name)
+
+    # -- capture -------------------------------------------------------------------------------
+    def append_events(self, batches: Sequence[EventBatch]) -> list[AppendResult]:
+        """One commit for all batches, one INSERT per model.
+
+        Repeated ids are rare (client retries and spool replays), so the plain INSERT runs first; only
+        when the primary key refuses a row does the group run again with INSERT OR IGNORE, which is
+        slower and then needs to find out which batch held the repeats.
+        """
+        received_at = datetime.now(UTC)
+        by_model: dict[str, list[int]] = {}
+        for i, batch in enumerate(batches):
+            self.layout(batch.model)
+            if batch.table.num_rows:
+                by_model.setdefault(batch.model, []).append(i)
+        inserted = [0] * len(batches)
+        try:
+            with self._transaction(passthrough=duckdb.ConstraintException) as con:
+                for model, members in by_model.items():
+                    self._insert_events(con, model, [batches[i] for i in members], received_at, ignore=False)
+                    for i in members:
+                        inserted[i] = batches[i].table.num_rows
+        except duckdb.ConstraintException:
+            with self._transaction() as con:
+                for model, members in by_model.items():
+                    counts = self._insert_events(con, model, [batches[i] for i in members], received_at, ignore=True)
+                    for i, count in zip(members, counts, strict=True):
+                        inserted[i] = count
+        for model, members in by_model.items():
+            self._next_seq[model] += sum(batches[i].table.num_rows for i in members)
+        return [AppendResult(b.model, inserted[i], b.table.num_rows - inserted[i]) for i, b in enumerate(batches)]
+
+    def _insert_events(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        model: str,
+        batches: list[EventBatch],
+        received_at: datetime,
+        *,
+        ignore: bool,
+    ) -> list[int]:
+        """Insert the batches of one model; with ``ignore``, return how many rows of each were new."""
+        layout = self.layout(model)
+        table = batches[0].table if len(batches) == 1 else pa.concat_tables([b.table for b in batches])
+        start = self._next_seq[model]
+        n = table.num_rows
+        staged = table.append_column("seq", pa.array(np.arange(start, start + n, dtype=np.int64)))
+        values = ", ".join(quote(c.name) for c in layout.value_columns)
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        con.register("_staged", staged)
+        try:
+            con.execute(
+                f"{verb} INTO {events_table(model)} "
+                f"(seq, eid, event_id, request_id, version, ts, received_at, latency_ms, error, tags, extra,"
+                f" invalid, {values}) "
+                "SELECT seq, coalesce(try_cast(event_id AS UUID), CASE WHEN event_id IS NULL"
+                " THEN uuidv7() ELSE md5('sustain:' || event_id)::UUID END),"
+                " CASE WHEN try_cast(event_id AS UUID)::VARCHAR = event_id THEN NULL ELSE event_id END,"
+                f" request_id, version, ts, ?, latency_ms, error, tags, extra, invalid, {values}"
+                " FROM _staged",
+                [received_at],
+            ).fetchall()
+        finally:
+            _unregister(con, "_staged")
+        if not ignore:
+            return [b.table.num_rows for b in batches]
+        kept = con.execute(
+            f"SELECT seq FROM {events_table(model)} WHERE seq >= ? AND seq < ? ORDER BY seq", [start, start + n]
+        ).fetchnumpy()["seq"]
+        bounds = np.cumsum([0] + [b.table.num_rows for b in batches]) + start
+        per_batch = np.diff(np.searchsorted(np.asarray(kept), bounds))
+        return [int(c) for c in per_batch]
+
+    def append_labels(self, batches: Sequence[LabelBatch]) -> list[int]:
+        counts: list[int] = []
+        received_at = datetime.now(UTC)
+        with self._transaction() as con:
+            for batch in batches:
+                self.layout(batch.model)
+                n = batch.table.num_rows
+                start = self._next_label_seq[batch.model]
+                staged = batch.table.append_column("seq", pa.array(np.arange(start, start + n, dtype=np.int64)))
+                con.register("_labels", staged)
+                try:
+                    con.execute(
+                        f"INSERT OR REPLACE INTO {labels_table(batch.model)}"
+                        " (key_kind, key, label, ts, received_at, seq)"
+                        " SELECT key_kind, key, label, ts, ?, seq FROM _labels",
+                        [received_at],
+                    )
+                finally:
+                    _unregister(con, "_labels")
+                self._next_label_seq[batch.model] = start + n
+                counts.append(n)
+        return counts
+
+    def put_reference(self, model: str, version: str, table: pa.Table) -> ReferenceInfo:
+        self.layout(model)
+        uploaded_at = datetime.now(UTC)
+        columns = [c for c in table.column_names if c != "version"]
+        with self._transaction() as con:
+            con.execute(f"DELETE FROM {reference_table(model)} WHERE version = ?", [version])
+            con.register("_reference", table)
+            try:
+                names = ", ".join(quote(c) for c in columns)
+                con.execute(
+                    f"INSERT INTO {reference_table(model)} (version, {names}) SELECT ?, {names} FROM _reference",
+                    [version],
+                )
+            finally:
+                _unregister(con, "_reference")
+            con.execute(
+                "INSERT OR REPLACE INTO _references VALUES (?, ?, ?, ?, ?)",
+                [model, version, table.num_rows, orjson.dumps(columns).decode(), uploaded_at],
+            )
+        return ReferenceInfo(model, version, table.num_rows, columns, uploaded_at)
+
+    def stash_halves(self, halves: Sequence[PendingHalf]) -> None:
+        with self._transaction() as con:
+            con.executemany(
+                "INSERT OR REPLACE INTO _ce_pending VALUES (?, ?, ?, ?, ?)",
+                [[h.model, h.key, h.kind, h.received_at, orjson.dumps(h.body).decode()] for h in halves],
+            )
+
+    def take_pending(self, older_than: datetime | None = None) -> list[PendingHalf]:
+        cutoff = older_than or datetime(1970, 1, 1, tzinfo=UTC)
+        rows = (
+            self._cursor()
+            .execute(
+                "SELECT model, key, kind, received_at, body FROM _ce_pending p WHERE received_at < ? OR EXISTS"
+                " (SELECT 1 FROM _ce_pending q WHERE q.model = p.model AND q.key = p.key AND q.kind <> p.kind)"
+                " ORDER BY received_at",
+                [cutoff],
+            )
+            .fetchall()
+        )
+        return [PendingHalf(key=r[1], model=r[0], kind=r[2], received_at=r[3], body=orjson.loads(r[4])) for r in rows]
+
+    def drop_pending(self, keys: Sequence[tuple[str, str]]) -> None:
+        if not keys:
+            return
+        with self._transaction() as con:
+            con.executemany("DELETE FROM _ce_pending WHERE model = ? AND key = ?", [list(k) for k in keys])
+
+    # -- reads --------------------------------------------------------------------------------
+    def read_events(self, model: str, query: EventQuery) -> list[dict[str, Any]]:
+        layout = self.layout(model)
+        conditions = [
+            ("e.ts >= ?", query.since),
+            ("e.ts < ?", query.until),
+            ("e.version = ?", query.version),
+            ("e.request_id = ?", query.request_id),
+        ]
+        where = ["TRUE"] + [sql for sql, value in conditions if value is not None]
+        params: list[Any] = [value for _, value in conditions if value is not None]
+        lb = labels_table(model)
+        sql = (
+            "SELECT e.*, coalesce(lr.label, le.label) AS label, coalesce(lr.ts, le.ts) AS label_ts"
+            f" FROM {events_table(model)} e"
+            f" LEFT JOIN {lb} lr ON lr.key_kind = 'request_id' AND lr.key = e.request_id"
+            f" LEFT JOIN {lb} le ON le.key_kind = 'event_id' AND le.key = coalesce(e.event_id, e.eid::VARCHAR)"
+            f" WHERE {' AND '.join(where)} ORDER BY e.ts DESC, e.seq DESC LIMIT ?"
+        )
+        try:
+            rows = self._cursor().sql(sql, params=[*params, query.limit]).to_arrow_table().to_pylist()
+        except duckdb.Error as exc:
+            raise StoreError(f"reading events of {model!r} failed: {exc}") from exc
+        return [row_to_event(layout, row) for row in rows]
+
+    def count_events(self, model: str) -> int:
+        return self._count(model, events_table(model))
+
+    def count_labels(self, model: str) -> int:
+        return self._count(model, labels_table(model))
+
+    def _count(self, model: str, table: str) -> int:
+        self.layout(model)
+        return int(self._cursor().execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+    def reference_info(self, model: str) -> list[ReferenceInfo]:
+        self.layout(model)
+        rows = (
+            self._cursor()
+            .execute(
+                "SELECT version, rows, columns, uploaded_at FROM _references WHERE model = ? ORDER BY version",
+                [model],
+            )
+            .fetchall()
+        )
+        return [ReferenceInfo(model, r[0], r[1], orjson.loads(r[2]), r[3]) for r in rows]
+
+    def read_reference(self, model: str, version: str) -> pa.Table | None:
+        self.layout(model)
+        known = (
+            self._cursor()
+            .execute("SELECT 1 FROM _references WHERE model = ? AND version = ?", [model, version])
+            .fetchall()
+        )
+        if not known:
+            return None
+        return self.sql(f"SELECT * EXCLUDE (version) FROM {reference_table(model)} WHERE version = ?", [version])
+
+    def sql(self, query: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run a read-only query on this thread's cursor (for transforms, indicators and tests)."""
+        try:
+            result: pa.Table = self._cursor().sql(query, params=list(params)).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {exc}") from exc
+        return result

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sustain.server import create_app
+from sustain.settings import Settings
+from sustain.spec import ModelSpec
+from sustain.spec_loader import load_config_text
+from sustain.store.duckdb import DuckDBStore
+from tests.helpers import CHURN_YAML, ServerProcess, write_spec
+
+
+@pytest.fixture
+def churn_spec() -> ModelSpec:
+    spec = load_config_text(CHURN_YAML).model("churn")
+    assert spec is not None
+    return spec
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    return write_spec(tmp_path)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    s = DuckDBStore(f"duckdb:///{tmp_path / 'test.duckdb'}")
+    for spec in load_config_text(CHURN_YAML).models:
+        s.put_spec(spec)
+    yield s
+    s.close()
+
+
+def make_client(tmp_path: Path, **settings: object) -> TestClient:
+    config = write_spec(tmp_path)
+    app = create_app(Settings(store=f"duckdb:///{tmp_path / 'api.duckdb'}", config=str(config), **settings))  # type: ignore[arg-type]
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with make_client(tmp_path) as c:
+        yield c
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path, write_spec(tmp_path)) as s:
+        yield s
