@@ -5,8 +5,8 @@ drift, stability, label metrics, data quality and health indicators; alert and
 act; show it all. The names below are the public API; everything else is
 private and may change.
 
-``from sustain import Logger`` stays light (httpx and orjson): the server-side
-parts load only when their names are first used.
+Nothing heavy loads on ``import sustain``: each name is imported when first used,
+so ``from sustain import Logger`` costs httpx and orjson and nothing of the server.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from sustain.collector.logger import Logger, LoggerStats
 from sustain.errors import (
     Conflict,
     NotFound,
@@ -27,6 +26,7 @@ from sustain.errors import (
 )
 
 if TYPE_CHECKING:
+    from sustain.collector.logger import Logger, LoggerStats
     from sustain.server import create_app
     from sustain.settings import Settings
     from sustain.spec import Feature, Label, ModelSpec, MonitorConfig, Output
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from sustain.store import Store, open_store
 
 _LAZY = {
+    "Logger": "sustain.collector.logger",
+    "LoggerStats": "sustain.collector.logger",
     "create_app": "sustain.server",
     "Settings": "sustain.settings",
     "Feature": "sustain.spec",

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sustain.api.indicators import router as indicators_router
 from sustain.collector.bodies import InflightBudget
 from sustain.collector.context import AppContext
 from sustain.collector.metrics import ServiceMetrics
@@ -57,6 +58,20 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
     metrics = ServiceMetrics(lambda: writer.pending_events, lambda: budget.used)
     metrics_ref["m"] = metrics
     collector = Collector(store, writer, metrics)
+    services: dict[str, Any] = {}
+    if settings.engine:
+        from sustain.store.duckdb import DuckDBStore
+
+        if isinstance(store, DuckDBStore):
+            from sustain.engine import Engine
+
+            engine = Engine(
+                store,
+                transform_interval=settings.transform_interval,
+                indicator_interval=settings.indicator_interval,
+            )
+            services["engine"] = engine
+            collector.on_reference = engine.on_reference
     return AppContext(
         settings=settings,
         store=store,
@@ -65,6 +80,7 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
         metrics=metrics,
         budget=budget,
         started_at=time.time(),
+        services=services,
     )
 
 
@@ -100,6 +116,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx.writer.start()
+        engine = ctx.services.get("engine")
+        if engine is not None:
+            engine.start()
         tasks = [asyncio.create_task(_sweep_cloudevents(ctx.collector))]
         stoppers = []
         for hook in hooks:
@@ -114,6 +133,8 @@ def create_app(
             for stop in reversed(stoppers):
                 with contextlib.suppress(Exception):
                     stop()
+            if engine is not None:
+                engine.stop()
             ctx.writer.stop()
             ctx.store.close()
 
@@ -169,6 +190,7 @@ def create_app(
         )
 
     app.include_router(collector_router)
+    app.include_router(indicators_router)
     return app
 
 

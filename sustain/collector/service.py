@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,8 +63,15 @@ def bulk_reply(
 
 
 class Collector:
-    def __init__(self, store: Store, writer: Writer, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        writer: Writer,
+        metrics: ServiceMetrics,
+        on_reference: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.store = store
+        self.on_reference = on_reference
         self.writer = writer
         self.metrics = metrics
         self._specs: dict[str, ModelSpec] = {s.name: s for s in store.list_specs()}
@@ -149,6 +156,8 @@ class Collector:
         info = await asyncio.wrap_future(
             self.writer.submit(lambda: self.store.put_reference(model, version, parsed.table))
         )
+        if self.on_reference is not None:
+            await asyncio.to_thread(self.on_reference, model, version)
         return info, parsed
 
     # -- CloudEvents ---------------------------------------------------------------------------

@@ -119,6 +119,10 @@ class DuckDBStore:
             self._remember(spec)
 
     # -- plumbing -----------------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's read cursor."""
+        return self._cursor()
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cur is None:
@@ -129,7 +133,7 @@ class DuckDBStore:
         return cur
 
     @contextmanager
-    def _transaction(self, passthrough: type[duckdb.Error] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, passthrough: type[duckdb.Error] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """Commit on success; on failure roll back and raise StoreError (``passthrough`` errors as they are)."""
         with self._lock:
             if self._closed:
@@ -183,7 +187,7 @@ class DuckDBStore:
     def put_spec(self, spec: ModelSpec) -> None:
         layout = Layout.of(spec)
         label_sql = label_types(spec.label.kind)[1] if spec.label else "VARCHAR"
-        with self._transaction() as con:
+        with self.transaction() as con:
             self._migrate(con, f"ev:{spec.name}", layout.sql_columns(), primary="eid")
             self._migrate(
                 con,
@@ -244,6 +248,11 @@ class DuckDBStore:
                     "a stored column cannot change type: give the changed feature a new name"
                 )
 
+    def committed_seq(self, model: str) -> int:
+        """The highest ingest sequence number committed for ``model`` (0 when none)."""
+        self.layout(model)
+        return self._next_seq[model] - 1
+
     def get_spec(self, model: str) -> ModelSpec | None:
         return self._specs.get(model)
 
@@ -266,13 +275,13 @@ class DuckDBStore:
                 by_model.setdefault(batch.model, []).append(i)
         inserted = [0] * len(batches)
         try:
-            with self._transaction(passthrough=duckdb.ConstraintException) as con:
+            with self.transaction(passthrough=duckdb.ConstraintException) as con:
                 for model, members in by_model.items():
                     self._insert_events(con, model, [batches[i] for i in members], received_at, ignore=False)
                     for i in members:
                         inserted[i] = batches[i].table.num_rows
         except duckdb.ConstraintException:
-            with self._transaction() as con:
+            with self.transaction() as con:
                 for model, members in by_model.items():
                     counts = self._insert_events(con, model, [batches[i] for i in members], received_at, ignore=True)
                     for i, count in zip(members, counts, strict=True):
@@ -325,7 +334,7 @@ class DuckDBStore:
     def append_labels(self, batches: Sequence[LabelBatch]) -> list[int]:
         counts: list[int] = []
         received_at = datetime.now(UTC)
-        with self._transaction() as con:
+        with self.transaction() as con:
             for batch in batches:
                 self.layout(batch.model)
                 n = batch.table.num_rows
@@ -349,7 +358,7 @@ class DuckDBStore:
         self.layout(model)
         uploaded_at = datetime.now(UTC)
         columns = [c for c in table.column_names if c != "version"]
-        with self._transaction() as con:
+        with self.transaction() as con:
             con.execute(f"DELETE FROM {reference_table(model)} WHERE version = ?", [version])
             con.register("_reference", table)
             try:
@@ -367,7 +376,7 @@ class DuckDBStore:
         return ReferenceInfo(model, version, table.num_rows, columns, uploaded_at)
 
     def stash_halves(self, halves: Sequence[PendingHalf]) -> None:
-        with self._transaction() as con:
+        with self.transaction() as con:
             con.executemany(
                 "INSERT OR REPLACE INTO _ce_pending VALUES (?, ?, ?, ?, ?)",
                 [[h.model, h.key, h.kind, h.received_at, orjson.dumps(h.body).decode()] for h in halves],
@@ -390,7 +399,7 @@ class DuckDBStore:
     def drop_pending(self, keys: Sequence[tuple[str, str]]) -> None:
         if not keys:
             return
-        with self._transaction() as con:
+        with self.transaction() as con:
             con.executemany("DELETE FROM _ce_pending WHERE model = ? AND key = ?", [list(k) for k in keys])
 
     # -- reads --------------------------------------------------------------------------------

@@ -1,7 +1,4 @@
-"""The ``sustain`` command. Errors read as sentences with an exit code, never a traceback.
-
-Exit codes: 0 ok, 1 failure, 2 bad input (spec, options), 3 the store or service is unavailable, 130 interrupted.
-"""
+"""``sustain serve``, ``validate``, ``reference upload`` and ``version``."""
 
 from __future__ import annotations
 
@@ -11,38 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from sustain.errors import ConfigError, SustainError
-
-app = typer.Typer(
-    name="sustain",
-    help="Model monitoring: capture, aggregate, detect drift, alert and act.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-reference_app = typer.Typer(help="Reference data: what the model was trained on.", no_args_is_help=True)
-app.add_typer(reference_app, name="reference")
-
-out = Console()
-err = Console(stderr=True)
+from sustain.cli.app import JsonOpt, StoreOpt, TokenOpt, UrlOpt, app, err, fail, out, reference_app
+from sustain.errors import ConfigError
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="monitor spec file (sustain.yaml)")]
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", help="store URI; default $SUSTAIN_STORE or duckdb:///./data/sustain.duckdb"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
-UrlOpt = Annotated[str, typer.Option("--url", envvar="SUSTAIN_URL", help="the sustain service")]
-TokenOpt = Annotated[str | None, typer.Option("--token", envvar="SUSTAIN_TOKEN", help="bearer token")]
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -283,31 +254,10 @@ def version() -> None:
 
 
 def _version() -> str:
-    from sustain.server import _version as server_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as pkg_version
 
-    return server_version()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app and turn sustain errors into sentences with exit codes."""
     try:
-        app(args=argv, standalone_mode=True)
-    except SustainError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-        for problem in (exc.details or [])[:20] if isinstance(exc.details, list) else []:
-            if isinstance(problem, dict) and "message" in problem:
-                err.print(f"  {problem.get('where', '')}: {problem['message']}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-    except OSError as exc:
-        err.print(
-            f"[bold red]error:[/] {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}",
-            highlight=False,
-        )
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
+        return pkg_version("sustain")
+    except PackageNotFoundError:
+        return "0+unknown"

@@ -1,0 +1,271 @@
+"""The engine: transforms, then indicators, then alerting, on a schedule, over a store.
+
+Every ``transform_interval`` the checkpointed transforms fold new events into
+window partials and note which windows changed; every ``indicator_interval``
+the indicators of the spec run on those windows and their documents are
+written back. A failing indicator (a plugin that raises, returns garbage or is
+slow) is recorded as an indicator error and never stops the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sustain.errors import SustainError
+from sustain.indicators.base import Indicator, IndicatorValue
+from sustain.indicators.context import WindowContext, select_columns
+from sustain.indicators.defaults import default_indicators
+from sustain.indicators.documents import DuckDBIndicators, IndicatorDoc
+from sustain.indicators.duckdb_source import DuckDBWindowSource
+from sustain.indicators.registry import build, load_module
+from sustain.spec import IndicatorSpec, ModelSpec
+from sustain.store.duckdb import DuckDBStore
+from sustain.transforms.duckdb_tables import DuckDBWindows
+from sustain.transforms.plan import TransformPlan
+from sustain.transforms.references import profile_reference
+from sustain.transforms.runner import RunReport, TransformRunner
+from sustain.transforms.window import WindowAggregates
+
+log = logging.getLogger("sustain.engine")
+
+# Windows recomputed at start-up and after a rebuild, per plan: enough for dashboards and alert rules.
+RECENT_WINDOWS = 48
+
+DocsListener = Callable[[list[IndicatorDoc]], None]
+
+
+@dataclass
+class EngineStats:
+    transform_runs: int = 0
+    indicator_runs: int = 0
+    documents: int = 0
+    indicator_errors: int = 0
+    last_error: str | None = None
+    last_transform_seconds: float = 0.0
+    last_indicator_seconds: float = 0.0
+
+
+@dataclass
+class _Dirty:
+    plan: TransformPlan
+    windows: set[tuple[str, datetime]] = field(default_factory=set)
+
+
+class Engine:
+    """Schedules transforms → indicators (→ alerting, via listeners) over an embedded store."""
+
+    def __init__(
+        self,
+        store: DuckDBStore,
+        *,
+        transform_interval: float = 10.0,
+        indicator_interval: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.windows = DuckDBWindows(store)
+        self.runner = TransformRunner(store, self.windows)
+        self.documents = DuckDBIndicators(store)
+        self.source = DuckDBWindowSource(store, self.windows)
+        self.transform_interval = transform_interval
+        self.indicator_interval = indicator_interval
+        self.clock = clock
+        self.stats = EngineStats()
+        self.listeners: list[DocsListener] = []
+        self._dirty: dict[str, _Dirty] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._instances: dict[tuple[str, str], Indicator] = {}
+        self._started = False
+
+    # -- references ---------------------------------------------------------------------------
+    def on_reference(self, model: str, version: str) -> None:
+        """Profile a newly uploaded reference (the collector calls this after storing it)."""
+        spec = self._spec(model)
+        profile_reference(self.store, self.windows, spec, version)
+        # Profiles feed the plans: a change of bins makes the next transform run rebuild the windows.
+        with self._lock:
+            for plan in self.runner.plans(spec):
+                self._mark_recent(plan)
+
+    # -- transforms ---------------------------------------------------------------------------
+    def run_transforms(self, specs: Iterable[ModelSpec] | None = None) -> list[RunReport]:
+        started = time.perf_counter()
+        reports = []
+        with self._lock:
+            for spec in specs if specs is not None else self.store.list_specs():
+                for plan in self.runner.plans(spec):
+                    report = self.runner.run_plan(plan)
+                    reports.append(report)
+                    dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
+                    dirty.plan = plan
+                    if report.rebuilt or not self._started:
+                        self._mark_recent(plan)
+                    dirty.windows.update(report.touched)
+            self._started = True
+        self.stats.transform_runs += 1
+        self.stats.last_transform_seconds = time.perf_counter() - started
+        return reports
+
+    def _mark_recent(self, plan: TransformPlan) -> None:
+        since = self.clock() - timedelta(seconds=plan.window_seconds * RECENT_WINDOWS)
+        dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
+        dirty.plan = plan
+        dirty.windows.update(self.windows.window_buckets(plan, since=since))
+
+    # -- indicators ---------------------------------------------------------------------------
+    def indicator_specs(self, spec: ModelSpec) -> list[IndicatorSpec]:
+        for module in spec.plugins:
+            load_module(module)
+        return spec.indicators if spec.indicators is not None else default_indicators(spec)
+
+    def _indicator(self, spec: ModelSpec, ind: IndicatorSpec) -> Indicator:
+        key = (spec.name, ind.model_dump_json())
+        instance = self._instances.get(key)
+        if instance is None:
+            instance = self._instances[key] = build(ind)
+        return instance
+
+    def run_indicators(self) -> list[IndicatorDoc]:
+        started = time.perf_counter()
+        with self._lock:
+            work = [(d.plan, sorted(d.windows, key=lambda k: k[1])) for d in self._dirty.values() if d.windows]
+            for d in self._dirty.values():
+                d.windows.clear()
+        docs: list[IndicatorDoc] = []
+        for plan, keys in work:
+            spec = self.store.get_spec(plan.model)
+            if spec is None:
+                continue
+            docs.extend(self._compute_windows(spec, plan, keys))
+        self.documents.put(docs)
+        self.stats.indicator_runs += 1
+        self.stats.documents += len(docs)
+        self.stats.last_indicator_seconds = time.perf_counter() - started
+        for listener in self.listeners:
+            try:
+                listener(docs)
+            except Exception as exc:  # alerting must not stop indicators
+                self.stats.last_error = f"listener failed: {exc!r}"
+                log.exception("an indicator listener failed")
+        return docs
+
+    def _compute_windows(
+        self, spec: ModelSpec, plan: TransformPlan, keys: list[tuple[str, datetime]]
+    ) -> list[IndicatorDoc]:
+        since = min(b for _, b in keys)
+        wanted = set(keys)
+        windows = [w for w in self.windows.read_windows(plan, since=since) if (w.version, w.start) in wanted]
+        try:
+            indicator_specs = self.indicator_specs(spec)
+        except SustainError as exc:
+            self.stats.last_error = exc.message
+            log.error("model %s: %s", spec.name, exc.message)
+            return []
+        binning = self.windows.binning_profile(spec)
+        profiles = {p.version: p for p in self.windows.list_profiles(spec.name)}
+        now = self.clock()
+        docs: list[IndicatorDoc] = []
+        for window in windows:
+            reference = profiles.get(window.version) or binning
+            for ind in indicator_specs:
+                if ind.windows is not None and plan.window not in ind.windows:
+                    continue
+                ctx = WindowContext(
+                    spec=spec,
+                    plan=plan,
+                    window=window,
+                    reference=reference,
+                    columns=select_columns(spec, plan, ind.features),
+                    source=self.source,
+                    seed=_seed(spec.name, window),
+                )
+                values = self._safe_compute(spec, ind, ctx)
+                for value in values:
+                    doc = IndicatorDoc.of(
+                        value,
+                        model=spec.name,
+                        version=window.version,
+                        indicator=ind.id,
+                        type=ind.type,
+                        window=plan.window,
+                        start=window.start,
+                        end=window.end,
+                        partial=window.end > now,
+                    )
+                    if reference is not None and value.details is not None:
+                        doc.details.setdefault("reference_version", reference.version)
+                    docs.append(doc)
+        return docs
+
+    def _safe_compute(self, spec: ModelSpec, ind: IndicatorSpec, ctx: WindowContext) -> list[IndicatorValue]:
+        """Run one indicator; whatever goes wrong becomes an ``error`` value instead of an exception."""
+        try:
+            indicator = self._indicator(spec, ind)
+            values = list(indicator.compute(ctx))
+            for v in values:
+                if not isinstance(v, IndicatorValue):
+                    raise TypeError(f"compute() must yield IndicatorValue objects, got {type(v).__name__}")
+            return values
+        except Exception as exc:
+            self.stats.indicator_errors += 1
+            self.stats.last_error = f"indicator {ind.id!r} of {spec.name!r}: {exc!r}"
+            log.warning("indicator %s of %s failed on window %s: %r", ind.id, spec.name, ctx.window.start, exc)
+            return [IndicatorValue(None, None, status="error", details={"error": f"{type(exc).__name__}: {exc}"})]
+
+    # -- schedule -----------------------------------------------------------------------------
+    def step(self) -> list[IndicatorDoc]:
+        """One transform run then one indicator run (tests and one-shot commands)."""
+        self.run_transforms()
+        return self.run_indicators()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="sustain-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        next_transform = next_indicators = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                if now >= next_transform:
+                    self.run_transforms()
+                    next_transform = now + self.transform_interval
+                if now >= next_indicators:
+                    self.run_indicators()
+                    next_indicators = now + self.indicator_interval
+            except Exception as exc:  # keep the schedule whatever happens; the error is visible in stats
+                self.stats.last_error = repr(exc)
+                log.exception("engine step failed; retrying at the next interval")
+                next_transform = max(next_transform, now + self.transform_interval)
+                next_indicators = max(next_indicators, now + self.indicator_interval)
+            self._stop.wait(max(0.01, min(next_transform, next_indicators) - time.monotonic()))
+
+    def _spec(self, model: str) -> ModelSpec:
+        spec = self.store.get_spec(model)
+        if spec is None:
+            from sustain.errors import NotFound
+
+            raise NotFound(f"model {model!r} is not registered")
+        return spec
+
+
+def _seed(model: str, window: WindowAggregates) -> int:
+    text = f"{model}|{window.version}|{window.window}|{window.start.isoformat()}"
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")

@@ -1,0 +1,3 @@
+"""Drift, stability and data-quality indicators."""
+
+from __future__ import annotations

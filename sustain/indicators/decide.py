@@ -1,0 +1,176 @@
+"""The drift decision, shared by the windowed indicator and the one-shot ``sustain drift`` report.
+
+Pure NumPy (and SciPy only for the small-sample exact tests, imported when
+used), so the one-shot command starts fast. For one column, :func:`assess`
+turns reference and current counts over the same bins (plus raw samples when a
+sample test applies) into an effect size and a p-value; :func:`decide` applies
+the multiple-comparison correction across columns and the effect floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from sustain.indicators.gamma import moment_matched_isf, moment_matched_sf
+
+Counts = npt.NDArray[np.float64]
+Status = Literal["ok", "warn", "alert", "insufficient"]
+Correction = Literal["bh", "bonferroni", "holm", "none"]
+
+# The smallest effect worth an alert: about a 0.1-standard-deviation shift of a normal feature.
+MIN_EFFECT: dict[str, float] = {"psi": 0.01, "js": 0.04, "hellinger": 0.035, "kl": 0.005, "tv": 0.02}
+DISTANCE_NAMES = tuple(MIN_EFFECT)
+SAMPLE_TESTS = ("ks", "cvm", "ad")
+TESTS = ("auto", "calibrated", "chi2", "z", "fisher", *SAMPLE_TESTS)
+
+
+def distance_function(name: str) -> Callable[[Counts, Counts], float]:
+    from sustain.indicators.stats import binned
+
+    table: dict[str, Callable[[Counts, Counts], float]] = {
+        "psi": binned.psi,
+        "js": binned.js_distance,
+        "hellinger": binned.hellinger,
+        "kl": binned.kl_divergence,
+        "tv": binned.total_variation,
+    }
+    return table[name]
+
+
+def default_distance(kind: str) -> str:
+    return {"categorical": "js", "boolean": "tv"}.get(kind, "psi")
+
+
+def choose_test(test: str, kind: str, n: int, exact_max: int, ref_counts: Counts, cur_counts: Counts) -> str:
+    """``auto``: exact tests while the window is small, the calibrated distance beyond ``exact_max``."""
+    if test != "auto":
+        return test
+    if n > exact_max:
+        return "calibrated"
+    if kind == "categorical":
+        return "chi2"
+    if kind == "boolean":
+        totals = np.array([ref_counts.sum(), cur_counts.sum()])
+        shares = (ref_counts + cur_counts) / max(1.0, float(totals.sum()))
+        return "fisher" if np.outer(totals, shares).min() < 5 else "z"
+    return "ks"
+
+
+@dataclass
+class Assessment:
+    """One column's effect size and p-value, before the correction across columns."""
+
+    name: str
+    kind: str
+    n: int
+    value: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    threshold: float | None = None
+    floor: float = 0.0
+    distance: str = ""
+    test: str = ""
+    status: Status = "ok"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        if not self.distance:
+            return ""
+        return f"{self.distance} (calibrated)" if self.test == "calibrated" else f"{self.distance}+{self.test}"
+
+    @property
+    def drifted(self) -> bool:
+        return self.status == "alert"
+
+
+def insufficient(name: str, kind: str, n: int, reason: str) -> Assessment:
+    return Assessment(name, kind, n, status="insufficient", details={"reason": reason})
+
+
+def assess(
+    name: str,
+    kind: str,
+    ref_counts: Counts,
+    cur_counts: Counts,
+    *,
+    distance: str,
+    test: str,
+    floor: float,
+    alpha: float,
+    columns: int,
+    correction: Correction,
+    draws: int,
+    seed: int,
+    samples: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
+    true_index: Sequence[int] = (),
+) -> Assessment:
+    """Effect size and p-value of one column. ``test`` is already chosen (see :func:`choose_test`); a sample
+    test without ``samples`` falls back to the calibrated distance."""
+    n = int(cur_counts.sum())
+    out = Assessment(name, kind, n, distance=distance, floor=floor, test=test)
+    out.value = distance_function(distance)(ref_counts, cur_counts)
+    out.details["n_ref"] = int(ref_counts.sum())
+    if test in SAMPLE_TESTS and samples is None:
+        test = out.test = "calibrated"
+    if test in SAMPLE_TESTS:
+        from sustain.indicators.stats import twosample
+
+        fn = {"ks": twosample.ks_2samp, "cvm": twosample.cramer_von_mises, "ad": twosample.anderson_darling}[test]
+        assert samples is not None
+        result = fn(samples[0], samples[1])
+        out.p_value = result.p_value
+        out.details.update(statistic=result.statistic, sample_n=len(samples[1]))
+        out.threshold = floor
+    elif test == "chi2":
+        from sustain.indicators.stats import binned
+
+        result = binned.chi_square(ref_counts, cur_counts)
+        out.p_value = result.p_value
+        out.details["statistic"] = result.statistic
+        out.threshold = floor
+    elif test in ("z", "fisher"):
+        from sustain.indicators.stats import twosample
+
+        idx = list(true_index)
+        ref_true, cur_true = int(ref_counts[idx].sum()), int(cur_counts[idx].sum())
+        fn2 = twosample.z_test_proportions if test == "z" else twosample.fisher_exact
+        result = fn2(ref_true, int(ref_counts.sum()), cur_true, int(cur_counts.sum()))
+        out.p_value = result.p_value
+        out.details["statistic"] = result.statistic
+        out.threshold = floor
+    else:
+        from sustain.indicators.stats.calibration import null_distribution
+
+        null = null_distribution(ref_counts, n, distance_function(distance), draws=draws, seed=seed)
+        out.p_value = moment_matched_sf(null, out.value)
+        out.details["null_mean"] = float(np.mean(null))
+        out.details["empirical_p"] = float((1 + np.sum(null >= out.value)) / (1 + len(null)))
+        level = alpha / max(1, columns) if correction != "none" else alpha
+        out.threshold = max(floor, moment_matched_isf(null, level))
+    return out
+
+
+def decide(assessments: Sequence[Assessment], alpha: float, correction: Correction) -> None:
+    """Set each tested column's status: ``alert`` when its corrected p-value is below ``alpha`` and its effect
+    reaches the floor; ``warn`` when only the uncorrected p-value is; ``ok`` otherwise."""
+    from sustain.indicators.stats.multiple import adjust
+
+    tested = [a for a in assessments if a.p_value is not None and a.status != "insufficient"]
+    if not tested:
+        return
+    rejected, adjusted = adjust([float(a.p_value) for a in tested if a.p_value is not None], alpha, correction)
+    for a, rej, adj in zip(tested, rejected, adjusted, strict=True):
+        big = a.value is not None and a.value >= a.floor
+        a.p_adjusted = float(adj)
+        if bool(rej) and big:
+            a.status = "alert"
+        elif a.p_value is not None and a.p_value < alpha and big:
+            a.status = "warn"
+        else:
+            a.status = "ok"

@@ -1,0 +1,205 @@
+"""Indicator documents: every computed value, written back to the store and served by the API.
+
+One document per (model, version, indicator, feature, window, window start);
+recomputing a window (more events arrived) replaces its documents. ``partial``
+is true while the window is still open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from sustain.indicators.base import IndicatorValue
+from sustain.store.duckdb import DuckDBStore
+from sustain.store.layout import TIMESTAMP
+
+
+@dataclass(frozen=True)
+class IndicatorDoc:
+    model: str
+    version: str
+    indicator: str
+    type: str
+    feature: str | None
+    window: str
+    window_start: datetime
+    window_end: datetime
+    value: float | None
+    status: str
+    p_value: float | None = None
+    threshold: float | None = None
+    n: int | None = None
+    method: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False
+    computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def of(
+        cls,
+        value: IndicatorValue,
+        *,
+        model: str,
+        version: str,
+        indicator: str,
+        type: str,
+        window: str,
+        start: datetime,
+        end: datetime,
+        partial: bool,
+    ) -> IndicatorDoc:
+        return cls(
+            model=model,
+            version=version,
+            indicator=indicator,
+            type=type,
+            feature=value.feature,
+            window=window,
+            window_start=start,
+            window_end=end,
+            value=value.value,
+            status=value.status,
+            p_value=value.p_value,
+            threshold=value.threshold,
+            n=value.n,
+            method=value.method,
+            details=dict(value.details),
+            partial=partial,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        for key in ("window_start", "window_end", "computed_at"):
+            body[key] = body[key].isoformat().replace("+00:00", "Z")
+        return body
+
+
+_COLUMNS = (
+    ("model", pa.string(), "VARCHAR NOT NULL"),
+    ("version", pa.string(), "VARCHAR NOT NULL"),
+    ("indicator", pa.string(), "VARCHAR NOT NULL"),
+    ("type", pa.string(), "VARCHAR NOT NULL"),
+    ("feature", pa.string(), "VARCHAR NOT NULL"),
+    ("win", pa.string(), "VARCHAR NOT NULL"),
+    ("window_start", TIMESTAMP, "TIMESTAMPTZ NOT NULL"),
+    ("window_end", TIMESTAMP, "TIMESTAMPTZ NOT NULL"),
+    ("value", pa.float64(), "DOUBLE"),
+    ("status", pa.string(), "VARCHAR NOT NULL"),
+    ("p_value", pa.float64(), "DOUBLE"),
+    ("threshold", pa.float64(), "DOUBLE"),
+    ("n", pa.int64(), "BIGINT"),
+    ("method", pa.string(), "VARCHAR"),
+    ("details", pa.string(), "JSON"),
+    ("partial", pa.bool_(), "BOOLEAN"),
+    ("computed_at", TIMESTAMP, "TIMESTAMPTZ NOT NULL"),
+)
+_KEY = "model, version, indicator, feature, win, window_start"
+
+
+@dataclass(frozen=True)
+class IndicatorQuery:
+    model: str
+    since: datetime | None = None
+    until: datetime | None = None
+    indicator: str | None = None
+    feature: str | None = None
+    version: str | None = None
+    window: str | None = None
+    status: str | None = None
+    limit: int = 1000
+    latest: bool = False
+
+
+class DuckDBIndicators:
+    """Indicator documents in the embedded store's ``_indicators`` table."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        ddl = ", ".join(f"{name} {sql}" for name, _, sql in _COLUMNS)
+        with store.transaction() as con:
+            con.execute(f"CREATE TABLE IF NOT EXISTS _indicators ({ddl}, PRIMARY KEY ({_KEY}))")
+
+    def put(self, docs: Sequence[IndicatorDoc]) -> None:
+        if not docs:
+            return
+        rows = {name: [] for name, _, _ in _COLUMNS}  # type: dict[str, list[Any]]
+        for d in docs:
+            for name, _, _ in _COLUMNS:
+                if name == "win":
+                    rows[name].append(d.window)
+                elif name == "feature":
+                    rows[name].append(d.feature or "")
+                elif name == "details":
+                    rows[name].append(orjson.dumps(d.details, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+                else:
+                    rows[name].append(getattr(d, name))
+        table = pa.table({name: pa.array(rows[name], arrow) for name, arrow, _ in _COLUMNS})
+        with self.store.transaction() as con:
+            con.register("_docs", table)
+            try:
+                con.execute("INSERT OR REPLACE INTO _indicators SELECT * FROM _docs")
+            finally:
+                con.unregister("_docs")
+
+    def query(self, q: IndicatorQuery) -> list[IndicatorDoc]:
+        where = ["model = ?"]
+        params: list[Any] = [q.model]
+        for sql, value in (
+            ("window_end > ?", q.since),
+            ("window_start < ?", q.until),
+            ("indicator = ?", q.indicator),
+            ("feature = ?", q.feature),
+            ("version = ?", q.version),
+            ("win = ?", q.window),
+            ("status = ?", q.status),
+        ):
+            if value is not None:
+                where.append(sql)
+                params.append(value)
+        condition = " AND ".join(where)
+        if q.latest:
+            sql = (
+                f"SELECT * FROM _indicators WHERE {condition} QUALIFY row_number() OVER"
+                " (PARTITION BY version, indicator, feature, win ORDER BY window_start DESC) = 1"
+                " ORDER BY indicator, feature LIMIT ?"
+            )
+        else:
+            sql = f"SELECT * FROM _indicators WHERE {condition} ORDER BY window_start DESC, indicator, feature LIMIT ?"
+        table = self.store.sql(sql, [*params, q.limit])
+        return [_doc(row) for row in table.to_pylist()]
+
+    def latest_all(self) -> list[IndicatorDoc]:
+        """The newest document of every series of every model (for /metrics)."""
+        table = self.store.sql(
+            "SELECT * FROM _indicators QUALIFY row_number() OVER"
+            " (PARTITION BY model, version, indicator, feature, win ORDER BY window_start DESC) = 1"
+        )
+        return [_doc(row) for row in table.to_pylist()]
+
+
+def _doc(row: dict[str, Any]) -> IndicatorDoc:
+    return IndicatorDoc(
+        model=row["model"],
+        version=row["version"],
+        indicator=row["indicator"],
+        type=row["type"],
+        feature=row["feature"] or None,
+        window=row["win"],
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        value=row["value"],
+        status=row["status"],
+        p_value=row["p_value"],
+        threshold=row["threshold"],
+        n=row["n"],
+        method=row["method"],
+        details=orjson.loads(row["details"]) if row["details"] else {},
+        partial=bool(row["partial"]),
+        computed_at=row["computed_at"],
+    )

@@ -1,0 +1,84 @@
+"""Where indicators are found: built-ins, the ``sustain.indicators`` entry points, and spec-named modules.
+
+>>> from sustain.spec import IndicatorSpec
+>>> build(IndicatorSpec(type="drift", params={"alpha": 0.05})).alpha
+0.05
+>>> build(IndicatorSpec(type="drift", params={"alfa": 0.05}))
+Traceback (most recent call last):
+...
+sustain.errors.SpecError: indicator 'drift' has no parameter 'alfa'; it takes: ...
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from types import ModuleType
+
+from sustain.errors import PluginError, RegistryError, SpecError
+from sustain.indicators.base import Indicator
+from sustain.registry import Registry
+from sustain.spec import IndicatorSpec
+
+indicators: Registry[type[Indicator]] = Registry("indicator", entry_point_group="sustain.indicators")
+
+
+def register(cls: type[Indicator]) -> type[Indicator]:
+    """Class decorator: register an indicator under its ``name``."""
+    if not getattr(cls, "name", None):
+        raise RegistryError(f"{cls.__qualname__} needs a class attribute 'name' to be registered")
+    indicators.register(cls.name, cls)
+    return cls
+
+
+def load_module(name: str) -> ModuleType:
+    """Import a plugin module named in a spec and register every Indicator subclass it defines."""
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:
+        raise PluginError(f"cannot import indicator plugin module {name!r}: {exc}") from exc
+    for _, obj in inspect.getmembers(module, inspect.isclass):
+        if (
+            issubclass(obj, Indicator)
+            and obj is not Indicator
+            and obj.__module__ == module.__name__
+            and not inspect.isabstract(obj)
+            and getattr(obj, "name", None)
+            and obj.name not in indicators
+        ):
+            indicators.register(obj.name, obj)
+    return module
+
+
+def build(spec: IndicatorSpec) -> Indicator:
+    """An indicator instance for one spec entry; unknown types and parameters are spec errors."""
+    _load_builtins()
+    try:
+        cls = indicators.get(spec.type)
+    except RegistryError as exc:
+        raise SpecError(str(exc), field="indicators.type") from None
+    accepted = [
+        n
+        for n, p in inspect.signature(cls.__init__).parameters.items()
+        if (n != "self" and p.kind is p.KEYWORD_ONLY) or (n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD)
+    ]
+    for key in spec.params:
+        if key not in accepted:
+            raise SpecError(
+                f"indicator {spec.type!r} has no parameter {key!r}; it takes: {', '.join(accepted) or 'nothing'}",
+                field=f"indicators.{spec.id}.params.{key}",
+            )
+    try:
+        return cls(**spec.params)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"indicator {spec.id!r}: {exc}", field=f"indicators.{spec.id}.params") from None
+
+
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        importlib.import_module("sustain.indicators.builtin")
+        _builtins_loaded = True

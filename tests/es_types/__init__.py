@@ -1,0 +1,3 @@
+"""Validation of generated Elasticsearch bodies against Elastic's TypeScript API types (see check.py)."""
+
+from __future__ import annotations

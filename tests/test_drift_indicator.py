@@ -1,0 +1,147 @@
+"""Drift through the whole embedded path: events → transforms → calibrated drift → indicator documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sustain.collector.events import parse_events
+from sustain.collector.reference import to_layout
+from sustain.engine import Engine
+from sustain.indicators.context import WindowContext, select_columns
+from sustain.indicators.documents import IndicatorQuery
+from sustain.indicators.drift import DataDrift
+from sustain.spec import ModelSpec
+from sustain.spec_loader import parse_model_spec
+from sustain.store.base import EventBatch
+from sustain.store.duckdb import DuckDBStore
+from sustain.synthetic import SyntheticModel
+
+T0 = datetime(2026, 5, 4, 0, 0, tzinfo=UTC)
+FEATURES = {
+    **{f"x{i}": "numeric" for i in range(8)},
+    "plan": {"kind": "categorical", "categories": ["a", "b", "c", "d", "e"]},
+    "flag": "boolean",
+}
+
+
+def model_spec(windows: list[str], indicators: list[dict] | None = None) -> ModelSpec:
+    body: dict = {"name": "m", "features": FEATURES, "outputs": {"p": {"kind": "probability"}}, "windows": windows}
+    if indicators is not None:
+        body["indicators"] = indicators
+    return parse_model_spec(body)
+
+
+def load(
+    store: DuckDBStore,
+    spec: ModelSpec,
+    model: SyntheticModel,
+    n: int,
+    start: datetime,
+    span: timedelta,
+    drift: dict[str, float] | None = None,
+) -> None:
+    events = model.events(n, drift)
+    step = span / n
+    for i, e in enumerate(events):
+        e["timestamp"] = (start + step * i).isoformat()
+    parsed = parse_events(spec, events, T0 + timedelta(days=30))
+    store.append_events([EventBatch(spec.name, parsed.table)])
+
+
+@pytest.fixture
+def engine(tmp_path):
+    def make(spec: ModelSpec) -> tuple[Engine, SyntheticModel]:
+        store = DuckDBStore(f"duckdb:///{tmp_path / 'd.duckdb'}")
+        store.put_spec(spec)
+        model = SyntheticModel(spec, seed=11)
+        store.put_reference("m", "1", to_layout(spec, pa.table(model.reference(20_000))).table)
+        eng = Engine(store, clock=lambda: T0 + timedelta(days=30))
+        eng.on_reference("m", "1")
+        return eng, model
+
+    return make
+
+
+def test_drifted_features_are_flagged_and_no_others(engine) -> None:
+    spec = model_spec(["1h"])
+    eng, model = engine(spec)
+    load(eng.store, spec, model, 5000, T0, timedelta(hours=1))  # undrifted hour
+    load(eng.store, spec, model, 5000, T0 + timedelta(hours=1), timedelta(hours=1), {"x2": 0.4, "x5": -0.5, "plan": 1})
+    eng.step()
+    docs = eng.documents.query(IndicatorQuery("m", indicator="drift", limit=1000))
+    first = {d.feature: d for d in docs if d.window_start == T0}
+    second = {d.feature: d for d in docs if d.window_start == T0 + timedelta(hours=1)}
+    assert {f for f, d in first.items() if d.status == "alert"} == set()
+    # the prediction drifts too: the model's score depends on x2 and x5
+    assert {f for f, d in second.items() if d.status == "alert"} == {"x2", "x5", "plan", "p", None}
+    assert second[None].value == pytest.approx(4 / 11)  # 10 features + 1 output evaluated
+    x2 = second["x2"]
+    assert x2.method == "psi (calibrated)" and x2.n == 5000 and x2.p_value is not None and x2.p_value < 1e-6
+    assert x2.value is not None and x2.threshold is not None and x2.value > x2.threshold
+    assert x2.details["reference_version"] == "1"
+    assert first["x2"].status == "ok" and first["x2"].p_value is not None and first["x2"].p_value > 1e-3
+
+
+def test_small_windows_use_exact_tests(engine) -> None:
+    spec = model_spec(["1h"])
+    eng, model = engine(spec)
+    load(eng.store, spec, model, 400, T0, timedelta(hours=1), {"x1": 1.0})
+    eng.step()
+    docs = {d.feature: d for d in eng.documents.query(IndicatorQuery("m", indicator="drift"))}
+    assert docs["x1"].method == "psi+ks" and docs["x1"].status == "alert"
+    assert docs["plan"].method == "js+chi2"
+    assert docs["flag"].method in ("tv+z", "tv+fisher")
+    assert docs["x3"].status == "ok"
+
+
+def test_false_alarm_rate_stays_within_the_budget(engine) -> None:
+    """200 undrifted windows of 600 events: the share of windows with any alert stays within alpha."""
+    alpha = 0.05
+    spec = model_spec(["1m"], [{"type": "drift", "params": {"alpha": alpha, "min_effect": 0.0}}])
+    eng, model = engine(spec)
+    windows = 200
+    load(eng.store, spec, model, 600 * windows, T0, timedelta(minutes=windows))
+    eng.step()
+    docs = eng.documents.query(IndicatorQuery("m", indicator="drift", limit=100_000))
+    summaries = [d for d in docs if d.feature is None]
+    assert len(summaries) == windows
+    rate = sum(d.status == "alert" for d in summaries) / windows
+    margin = 3 * np.sqrt(alpha * (1 - alpha) / windows)
+    assert rate <= alpha + margin, rate
+
+
+def test_no_reference_means_insufficient_not_alert(tmp_path) -> None:
+    spec = model_spec(["1h"])
+    store = DuckDBStore(f"duckdb:///{tmp_path / 'n.duckdb'}")
+    store.put_spec(spec)
+    eng = Engine(store, clock=lambda: T0 + timedelta(days=1))
+    load(store, spec, SyntheticModel(spec), 500, T0, timedelta(hours=1))
+    docs = eng.step()
+    assert docs and all(d.status == "insufficient" for d in docs)
+    assert "upload reference data" in docs[0].details["reason"]
+
+
+def test_the_indicator_alone_with_hand_made_windows() -> None:
+    """The indicator needs no store: a context built from aggregates is enough (plugin authors test this way)."""
+    from sustain.transforms.plan import plan_for
+    from sustain.transforms.profile import build_profile
+    from sustain.transforms.window import NumericSummary, WindowAggregates
+
+    spec = parse_model_spec({"name": "m", "features": {"x": "numeric"}})
+    rng = np.random.default_rng(1)
+    reference = build_profile("m", "1", pa.table({"f:x": rng.normal(0, 1, 10_000)}), {"f:x": "numeric"}, bins=10)
+    plan = plan_for(spec, "1h", reference)
+    edges = np.asarray(reference.columns["f:x"].edges)
+    values = rng.normal(0.5, 1, 3000)
+    bins = np.bincount(np.searchsorted(edges, values), minlength=len(edges) + 1).tolist()
+    window = WindowAggregates(
+        "m", "1", "1h", T0, T0 + timedelta(hours=1), rows=3000, columns={"f:x": NumericSummary(count=3000, bins=bins)}
+    )
+    ctx = WindowContext(spec, plan, window, reference, select_columns(spec, plan, None))
+    values_out = list(DataDrift().compute(ctx))
+    assert values_out[0].feature == "x" and values_out[0].status == "alert"
+    assert values_out[-1].feature is None and values_out[-1].value == 1.0
