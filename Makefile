@@ -8,7 +8,9 @@ EXTRAS := dev,ml,elasticsearch,mlflow
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv lint typecheck unit bench clean
+ES_TYPES := tests/es_types/node_modules/.installed
+
+.PHONY: run test venv lint typecheck unit bench bench-drift clean
 
 venv: $(STAMP)
 
@@ -23,8 +25,14 @@ run: $(STAMP)
 	$(BIN)/sustain serve --config examples/sustain.yaml --demo-traffic --host $(HOST) --port $(PORT)
 
 ## make test: install what tests need, then lint, type checks and the whole suite.
-test: $(STAMP)
+test: $(STAMP) $(ES_TYPES)
 	$(MAKE) lint typecheck unit
+
+# Elastic's published TypeScript API types and tsc: every generated Elasticsearch body is checked against them.
+$(ES_TYPES): tests/es_types/package.json tests/es_types/package-lock.json
+	@command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+	cd tests/es_types && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(ES_TYPES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check sustain tests benchmarks examples
@@ -38,6 +46,10 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/drift.py --setup
+
+bench-drift: $(STAMP)
+	$(BIN)/python benchmarks/drift.py --setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data

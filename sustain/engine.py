@@ -16,20 +16,20 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sustain.errors import SustainError
 from sustain.indicators.base import Indicator, IndicatorValue
-from sustain.indicators.context import WindowContext, select_columns
+from sustain.indicators.context import WindowContext, WindowSource, select_columns
 from sustain.indicators.defaults import default_indicators
-from sustain.indicators.documents import DuckDBIndicators, IndicatorDoc
-from sustain.indicators.duckdb_source import DuckDBWindowSource
+from sustain.indicators.documents import IndicatorDoc, IndicatorStore
 from sustain.indicators.registry import build, load_module
 from sustain.spec import IndicatorSpec, ModelSpec
-from sustain.store.duckdb import DuckDBStore
-from sustain.transforms.duckdb_tables import DuckDBWindows
+from sustain.store.base import Store
 from sustain.transforms.plan import TransformPlan
+from sustain.transforms.protocols import Transformer, WindowStore
 from sustain.transforms.references import profile_reference
-from sustain.transforms.runner import RunReport, TransformRunner
+from sustain.transforms.runner_report import RunReport
 from sustain.transforms.window import WindowAggregates
 
 log = logging.getLogger("sustain.engine")
@@ -62,17 +62,21 @@ class Engine:
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: Store,
         *,
+        windows: WindowStore,
+        runner: Transformer,
+        documents: IndicatorStore,
+        source: WindowSource,
         transform_interval: float = 10.0,
         indicator_interval: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
-        self.windows = DuckDBWindows(store)
-        self.runner = TransformRunner(store, self.windows)
-        self.documents = DuckDBIndicators(store)
-        self.source = DuckDBWindowSource(store, self.windows)
+        self.windows = windows
+        self.runner = runner
+        self.documents = documents
+        self.source = source
         self.transform_interval = transform_interval
         self.indicator_interval = indicator_interval
         self.clock = clock
@@ -84,6 +88,27 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._instances: dict[tuple[str, str], Indicator] = {}
         self._started = False
+
+    @classmethod
+    def embedded(cls, store: Store, **options: Any) -> Engine:
+        """The engine over the embedded DuckDB store: SQL transforms, DuckDB tables for everything derived."""
+        from sustain.indicators.documents import DuckDBIndicators
+        from sustain.indicators.duckdb_source import DuckDBWindowSource
+        from sustain.store.duckdb import DuckDBStore
+        from sustain.transforms.duckdb_tables import DuckDBWindows
+        from sustain.transforms.runner import TransformRunner
+
+        if not isinstance(store, DuckDBStore):
+            raise TypeError(f"the embedded engine needs a DuckDB store, not {type(store).__name__}")
+        windows = DuckDBWindows(store)
+        return cls(
+            store,
+            windows=windows,
+            runner=TransformRunner(store, windows),
+            documents=DuckDBIndicators(store),
+            source=DuckDBWindowSource(store, windows),
+            **options,
+        )
 
     # -- references ---------------------------------------------------------------------------
     def on_reference(self, model: str, version: str) -> None:

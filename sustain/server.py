@@ -65,7 +65,7 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
         if isinstance(store, DuckDBStore):
             from sustain.engine import Engine
 
-            engine = Engine(
+            engine = Engine.embedded(
                 store,
                 transform_interval=settings.transform_interval,
                 indicator_interval=settings.indicator_interval,

@@ -59,7 +59,7 @@ def engine(tmp_path):
         store.put_spec(spec)
         model = SyntheticModel(spec, seed=11)
         store.put_reference("m", "1", to_layout(spec, pa.table(model.reference(20_000))).table)
-        eng = Engine(store, clock=lambda: T0 + timedelta(days=30))
+        eng = Engine.embedded(store, clock=lambda: T0 + timedelta(days=30))
         eng.on_reference("m", "1")
         return eng, model
 
@@ -118,7 +118,7 @@ def test_no_reference_means_insufficient_not_alert(tmp_path) -> None:
     spec = model_spec(["1h"])
     store = DuckDBStore(f"duckdb:///{tmp_path / 'n.duckdb'}")
     store.put_spec(spec)
-    eng = Engine(store, clock=lambda: T0 + timedelta(days=1))
+    eng = Engine.embedded(store, clock=lambda: T0 + timedelta(days=1))
     load(store, spec, SyntheticModel(spec), 500, T0, timedelta(hours=1))
     docs = eng.step()
     assert docs and all(d.status == "insufficient" for d in docs)
@@ -145,3 +145,46 @@ def test_the_indicator_alone_with_hand_made_windows() -> None:
     values_out = list(DataDrift().compute(ctx))
     assert values_out[0].feature == "x" and values_out[0].status == "alert"
     assert values_out[-1].feature is None and values_out[-1].value == 1.0
+
+
+def test_multivariate_drift_sees_a_correlation_flip_the_marginals_hide(tmp_path) -> None:
+    """x and y keep their distributions but their correlation flips: only the joint indicator alerts."""
+    spec = parse_model_spec(
+        {
+            "name": "m",
+            "features": {"x": "numeric", "y": "numeric", "z": "numeric"},
+            "windows": ["1h"],
+            "indicators": [{"type": "drift"}, {"type": "multivariate_drift"}],
+        }
+    )
+    store = DuckDBStore(f"duckdb:///{tmp_path / 'mv.duckdb'}")
+    store.put_spec(spec)
+    rng = np.random.default_rng(3)
+
+    def rows(n: int, rho: float) -> dict[str, np.ndarray]:
+        x = rng.normal(0, 1, n)
+        y = rho * x + np.sqrt(1 - rho**2) * rng.normal(0, 1, n)
+        return {"x": x, "y": y, "z": rng.normal(0, 1, n)}
+
+    ref = rows(6000, 0.9)
+    store.put_reference("m", "1", to_layout(spec, pa.table(ref)).table)
+    eng = Engine.embedded(store, clock=lambda: T0 + timedelta(days=1))
+    eng.on_reference("m", "1")
+    for hour, rho in ((0, 0.9), (1, -0.9)):
+        data = rows(3000, rho)
+        events = [
+            {
+                "features": {k: float(v[i]) for k, v in data.items()},
+                "timestamp": (T0 + timedelta(hours=hour, seconds=i)).isoformat(),
+            }
+            for i in range(3000)
+        ]
+        store.append_events([EventBatch("m", parse_events(spec, events, T0 + timedelta(days=1)).table)])
+    eng.step()
+    docs = eng.documents.query(IndicatorQuery("m", limit=1000))
+    joint = {d.window_start: d for d in docs if d.indicator == "multivariate_drift"}
+    marginal = {d.window_start: d for d in docs if d.indicator == "drift" and d.feature is None}
+    assert joint[T0].status == "ok" and joint[T0 + timedelta(hours=1)].status == "alert"
+    flipped = joint[T0 + timedelta(hours=1)].value
+    assert flipped is not None and flipped > 0.5
+    assert marginal[T0 + timedelta(hours=1)].status == "ok"  # no single feature moved

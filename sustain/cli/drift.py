@@ -74,7 +74,9 @@ def drift(
         out_file.write_text(json.dumps(body, indent=2))
     drifted = [r["column"] for r in rows if r["drifted"]]
     if json_out:
-        out.print_json(json.dumps(rows))
+        import sys
+
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
         _print_table(rows, sizes, notes, drifted)
     raise typer.Exit(1 if drifted else 0)

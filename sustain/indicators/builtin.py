@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sustain.indicators.drift import DataDrift
+from sustain.indicators.multivariate import MultivariateDrift
 from sustain.indicators.registry import register
 
-for _cls in (DataDrift,):
+for _cls in (DataDrift, MultivariateDrift):
     register(_cls)

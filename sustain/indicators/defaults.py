@@ -6,5 +6,8 @@ from sustain.spec import IndicatorSpec, ModelSpec
 
 
 def default_indicators(spec: ModelSpec) -> list[IndicatorSpec]:
-    """Drift on every feature and output; later parts of sustain add theirs here."""
-    return [IndicatorSpec(type="drift")]
+    """Drift on every feature and output, and joint drift when there are several features to relate."""
+    chosen = [IndicatorSpec(type="drift")]
+    if sum(f.kind in ("numeric", "categorical", "boolean") for f in spec.features) >= 2:
+        chosen.append(IndicatorSpec(type="multivariate_drift"))
+    return chosen

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -114,6 +114,16 @@ class IndicatorQuery:
     status: str | None = None
     limit: int = 1000
     latest: bool = False
+
+
+class IndicatorStore(Protocol):
+    """Where indicator documents are kept."""
+
+    def put(self, docs: Sequence[IndicatorDoc]) -> None: ...
+
+    def query(self, q: IndicatorQuery) -> list[IndicatorDoc]: ...
+
+    def latest_all(self) -> list[IndicatorDoc]: ...
 
 
 class DuckDBIndicators:

@@ -47,6 +47,7 @@ NUMERIC_TYPES = (
     "REAL",
 )
 Progress = Callable[[str, float], None]
+EDGE_SAMPLE = 20_000
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,9 @@ class DriftReport:
         """Run ``sql`` returning one row, reporting DuckDB's progress while it runs."""
         result: dict[str, Any] = {}
         failure: list[BaseException] = []
+        if progress is None:
+            relation = self.con.sql(sql)
+            return dict(zip(relation.columns, relation.fetchall()[0], strict=True))
 
         def run() -> None:
             try:
@@ -157,7 +161,7 @@ class DriftReport:
         worker = threading.Thread(target=run)
         worker.start()
         while worker.is_alive():
-            worker.join(0.05)
+            worker.join(0.02)
             if progress is not None:
                 try:
                     done = self.con.query_progress()
@@ -170,37 +174,45 @@ class DriftReport:
             progress(label, 1.0)
         return result
 
-    def _reference(self, path: Path, columns: list[Column], progress: Progress | None) -> dict[str, Any]:
-        src = _source(path)
-        points = ", ".join(repr(k / self.bins) for k in range(1, self.bins))
-        parts = ["count(*) AS rows"]
-        for i, c in enumerate(columns):
-            col = _q(c.name)
-            if c.kind == "numeric":
-                parts += [f"quantile_cont({col}::DOUBLE, [{points}]) AS q{i}", f"count(DISTINCT {col}) AS d{i}"]
-            else:
-                parts.append(f"histogram({col}::VARCHAR) AS h{i}")
-            parts.append(f"count(*) - count({col}) AS m{i}")
-        return self._query(f"SELECT {', '.join(parts)} FROM {src}", "reading the reference", progress)
+    def _edges(self, path: Path, columns: list[Column]) -> dict[int, list[float]]:
+        """Quantile bin edges per numeric column, from a reproducible sample of the reference.
 
-    def _edges(self, path: Path, columns: list[Column], ref: dict[str, Any]) -> dict[int, list[float]]:
+        Edges only define the bins; both files are then counted exactly in them, so a sample is enough. A
+        column with at most ``bins`` distinct values gets one bin per value.
+        """
+        numeric = [(i, c) for i, c in enumerate(columns) if c.kind == "numeric"]
+        if not numeric:
+            return {}
+        points = ", ".join(repr(k / self.bins) for k in range(1, self.bins))
+        sample = (
+            f"(SELECT {', '.join(_q(c.name) for _, c in numeric)} FROM {_source(path)}"
+            f" USING SAMPLE reservoir({EDGE_SAMPLE} ROWS) REPEATABLE ({self.seed}))"
+        )
+        parts = []
+        for _, c in numeric:
+            col = _q(c.name)
+            parts += [f"quantile_cont({col}::DOUBLE, [{points}])", f"approx_count_distinct({col})"]
+        row = self.con.sql(f"SELECT {', '.join(parts)} FROM {sample}").fetchall()[0]
         edges: dict[int, list[float]] = {}
-        discrete = [i for i, c in enumerate(columns) if c.kind == "numeric" and (ref[f"d{i}"] or 0) <= self.bins]
+        discrete = []
+        for k, (i, _) in enumerate(numeric):
+            quantiles, distinct = row[2 * k], row[2 * k + 1]
+            edges[i] = sorted({float(x) for x in (quantiles or [])})
+            if (distinct or 0) <= self.bins + 2:
+                discrete.append(i)
         if discrete:
-            parts = ", ".join(
-                f"list_sort(list_distinct(list({_q(columns[i].name)}::DOUBLE))) AS v{i}" for i in discrete
-            )
-            values = self.con.sql(f"SELECT {parts} FROM {_source(path)}").fetchall()[0]
-            for i, v in zip(discrete, values, strict=True):
-                edges[i] = [float(x) for x in (v or [])][:-1]
-        for i, c in enumerate(columns):
-            if c.kind == "numeric" and i not in edges:
-                edges[i] = sorted({float(x) for x in (ref[f"q{i}"] or [])})
+            lists = ", ".join(f"list_sort(list_distinct(list({_q(columns[i].name)}::DOUBLE)))" for i in discrete)
+            for i, values in zip(discrete, self.con.sql(f"SELECT {lists} FROM {sample}").fetchall()[0], strict=True):
+                distinct_values = [float(x) for x in (values or [])]
+                if len(distinct_values) <= self.bins:
+                    edges[i] = distinct_values[:-1]
         return edges
 
-    def _counts_sql(self, columns: list[Column], edges: dict[int, list[float]]) -> str:
+    def _counts_sql(self, columns: list[Column], edges: dict[int, list[float]], kinds: tuple[str, ...]) -> str:
         parts = ["count(*) AS rows"]
         for i, c in enumerate(columns):
+            if c.kind not in kinds:
+                continue
             col = _q(c.name)
             if c.kind == "numeric":
                 boundaries = "[" + ", ".join(repr(e) for e in edges[i]) + "]::DOUBLE[]"
@@ -210,15 +222,35 @@ class DriftReport:
             parts.append(f"count(*) - count({col}) AS m{i}")
         return ", ".join(parts)
 
+    def _counts(
+        self,
+        path: Path,
+        columns: list[Column],
+        edges: dict[int, list[float]],
+        label: str,
+        progress: Progress | None,
+        split: bool,
+    ) -> dict[str, Any]:
+        """Bin and category counts of one file. With ``split``, numbers and strings are scanned separately: reading
+        both in one pass holds every column's decoded pages at once and peaks at nearly twice the memory of a big
+        file, for no speed."""
+        counts: dict[str, Any] = {}
+        groups = (("numeric",), ("categorical", "boolean")) if split else (("numeric", "categorical", "boolean"),)
+        for kinds in groups:
+            if any(c.kind in kinds for c in columns) or not counts:
+                select = self._counts_sql(columns, edges, kinds)
+                counts.update(self._query(f"SELECT {select} FROM {_source(path)}", label, progress))
+        return counts
+
     def run(
         self, reference: Path, current: Path, only: Sequence[str] | None = None, progress: Progress | None = None
     ) -> tuple[list[Assessment], list[str], dict[str, int]]:
         columns, notes = self.columns(reference, current, only)
-        ref = self._reference(reference, columns, progress)
-        edges = self._edges(reference, columns, ref)
-        select = self._counts_sql(columns, edges)
-        ref_counts = self._query(f"SELECT {select} FROM {_source(reference)}", "binning the reference", progress)
-        cur_counts = self._query(f"SELECT {select} FROM {_source(current)}", "scanning the current data", progress)
+        if progress is not None:
+            progress("reading the reference", 0.0)
+        edges = self._edges(reference, columns)
+        ref_counts = self._counts(reference, columns, edges, "reading the reference", progress, split=False)
+        cur_counts = self._counts(current, columns, edges, "scanning the current data", progress, split=True)
         samples = self._samples(reference, current, columns, cur_counts)
         assessed = []
         for i, c in enumerate(columns):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from sustain.errors import NotFound
 from sustain.spec import ModelSpec
-from sustain.store.duckdb import DuckDBStore
-from sustain.transforms.duckdb_tables import DuckDBWindows
+from sustain.store.base import Store
 from sustain.transforms.plan import column_kinds
 from sustain.transforms.profile import ReferenceProfile, build_profile
+from sustain.transforms.protocols import WindowStore
 
 
-def _build(spec: ModelSpec, store: DuckDBStore, version: str, binning: ReferenceProfile | None) -> ReferenceProfile:
+def _build(spec: ModelSpec, store: Store, version: str, binning: ReferenceProfile | None) -> ReferenceProfile:
     table = store.read_reference(spec.name, version)
     if table is None:
         raise NotFound(f"model {spec.name!r} has no reference data for version {version!r}")
@@ -34,7 +34,7 @@ def _build(spec: ModelSpec, store: DuckDBStore, version: str, binning: Reference
     )
 
 
-def profile_reference(store: DuckDBStore, windows: DuckDBWindows, spec: ModelSpec, version: str) -> ReferenceProfile:
+def profile_reference(store: Store, windows: WindowStore, spec: ModelSpec, version: str) -> ReferenceProfile:
     """Compute and store the profile of ``version``'s reference; recount other versions if the bins moved."""
     current = windows.binning_profile(spec)
     is_binning = current is None or current.version == version or spec.reference.version == version

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime
 
 from sustain.spec import ModelSpec
@@ -21,19 +20,9 @@ from sustain.store.duckdb import DuckDBStore, events_table
 from sustain.transforms.duckdb_sql import delta_sql, long_rows
 from sustain.transforms.duckdb_tables import DuckDBWindows
 from sustain.transforms.plan import TransformPlan, plan_for
+from sustain.transforms.runner_report import RunReport
 
 log = logging.getLogger("sustain.transforms")
-
-
-@dataclass(frozen=True)
-class RunReport:
-    transform: str
-    events: int
-    partials: int
-    seconds: float
-    rebuilt: bool
-    checkpoint: int
-    touched: frozenset[tuple[str, datetime]] = frozenset()  # (version, bucket) windows that changed
 
 
 class TransformRunner:

@@ -1,0 +1,185 @@
+"""Multivariate drift: PCA reconstruction error, which sees changes no single feature shows.
+
+When features keep their own distributions but change how they move together
+(a correlation flips, a segment appears), every univariate test stays quiet.
+Fitting PCA on half of the reference sample and measuring how badly the rest
+of the reference, and then the window, are reconstructed from the principal
+components exposes exactly that: the window's mean reconstruction error rises.
+
+The p-value compares the window's mean error with the held-out reference
+errors (a one-sided z-test on the mean, with the held-out half's spread), so
+the reference rows that fitted the PCA never calibrate it. ``value`` is the
+relative increase of the mean error; ``min_effect`` keeps tiny increases on
+huge windows from alerting.
+
+>>> MultivariateDrift(variance=0.8).params()["variance"]
+0.8
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sustain.indicators.base import Indicator, IndicatorValue, Status
+from sustain.indicators.context import WindowContext
+from sustain.transforms.plan import ColumnPlan
+from sustain.transforms.profile import ReferenceProfile
+
+Matrix = npt.NDArray[np.float64]
+
+
+class _Encoder:
+    """Standardise numbers and one-hot encode categories, learnt on the reference sample."""
+
+    def __init__(self, columns: Sequence[ColumnPlan], reference: ReferenceProfile, max_categories: int) -> None:
+        self.numeric: list[tuple[str, float, float]] = []
+        self.categorical: list[tuple[str, list[str]]] = []
+        for col in columns:
+            values = reference.sample.get(col.column, [])
+            if col.kind == "numeric":
+                arr = np.array([v for v in values if v is not None], dtype=float)
+                if len(arr) > 1 and arr.std() > 0:
+                    self.numeric.append((col.column, float(arr.mean()), float(arr.std())))
+            elif col.kind in ("categorical", "boolean"):
+                counts: dict[str, int] = {}
+                for v in values:
+                    if v is not None:
+                        key = str(v).lower() if isinstance(v, bool) else str(v)
+                        counts[key] = counts.get(key, 0) + 1
+                top = sorted(counts, key=lambda k: -counts[k])[:max_categories]
+                if len(top) > 1:
+                    self.categorical.append((col.column, top))
+
+    @property
+    def columns(self) -> list[str]:
+        return [n for n, _, _ in self.numeric] + [n for n, _ in self.categorical]
+
+    @property
+    def width(self) -> int:
+        return len(self.numeric) + sum(len(c) for _, c in self.categorical)
+
+    def encode(self, data: dict[str, list[Any]], rows: int) -> Matrix:
+        out = np.zeros((rows, self.width))
+        j = 0
+        for name, mean, std in self.numeric:
+            values = np.array([np.nan if v is None else float(v) for v in data.get(name, [None] * rows)])
+            out[:, j] = np.nan_to_num((values - mean) / std, nan=0.0)
+            j += 1
+        for name, cats in self.categorical:
+            index = {c: k for k, c in enumerate(cats)}
+            for r, v in enumerate(data.get(name, [None] * rows)):
+                key = str(v).lower() if isinstance(v, bool) else (None if v is None else str(v))
+                k = index.get(key) if key is not None else None
+                if k is not None:
+                    out[r, j + k] = 1.0
+            j += len(cats)
+        return out
+
+
+class MultivariateDrift(Indicator):
+    """Drift in the joint distribution of the features, from PCA reconstruction error on bounded samples."""
+
+    name = "multivariate_drift"
+    description = "PCA reconstruction error of the window against held-out reference rows"
+    needs_reference = True
+
+    def __init__(
+        self,
+        variance: float = 0.65,
+        sample_size: int = 2000,
+        alpha: float = 0.01,
+        min_samples: int = 100,
+        min_effect: float = 0.05,
+        max_categories: int = 10,
+    ) -> None:
+        if not 0 < variance < 1:
+            raise ValueError(f"variance must be between 0 and 1, not {variance}")
+        self.variance = variance
+        self.sample_size = sample_size
+        self.alpha = alpha
+        self.min_samples = min_samples
+        self.min_effect = min_effect
+        self.max_categories = max_categories
+
+    def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:
+        reference = ctx.reference
+        features = [c for c in ctx.columns if c.column.startswith("f:")]
+        if reference is None or not reference.sample:
+            yield IndicatorValue(None, None, status="insufficient", details={"reason": "no reference sample"})
+            return
+        encoder = _Encoder(features, reference, self.max_categories)
+        if encoder.width < 2:
+            reason = "needs at least two usable features (numbers with spread or categories)"
+            yield IndicatorValue(None, None, status="insufficient", details={"reason": reason})
+            return
+        ref_rows = len(next(iter(reference.sample.values())))
+        ref_matrix = encoder.encode(reference.sample, ref_rows)
+        if ref_rows < 2 * self.min_samples:
+            yield IndicatorValue(None, None, status="insufficient", details={"reason": f"{ref_rows} reference rows"})
+            return
+        window = ctx.sample(encoder.columns, self.sample_size)
+        n = window.num_rows
+        if n < self.min_samples:
+            reason = f"{n} events in the window, fewer than min_samples={self.min_samples}"
+            yield IndicatorValue(None, None, status="insufficient", n=n, details={"reason": reason})
+            return
+        cur_matrix = encoder.encode({c: window.column(c).to_pylist() for c in encoder.columns}, n)
+        rng = np.random.default_rng(ctx.seed)
+        order = rng.permutation(ref_rows)
+        fit, held = ref_matrix[order[: ref_rows // 2]], ref_matrix[order[ref_rows // 2 :]]
+        center = fit.mean(axis=0)
+        _, s, vt = np.linalg.svd(fit - center, full_matrices=False)
+        explained = np.cumsum(s**2) / max(float(np.sum(s**2)), 1e-300)
+        k = int(np.searchsorted(explained, self.variance) + 1)
+        components = vt[:k]
+
+        def errors(x: Matrix) -> Matrix:
+            centered = x - center
+            return np.asarray(np.linalg.norm(centered - centered @ components.T @ components, axis=1), dtype=float)
+
+        ref_errors, cur_errors = errors(held), errors(cur_matrix)
+        ref_mean, cur_mean = float(ref_errors.mean()), float(cur_errors.mean())
+        spread = float(ref_errors.std(ddof=1)) / math.sqrt(n)
+        z = (cur_mean - ref_mean) / spread if spread > 0 else (math.inf if cur_mean > ref_mean else 0.0)
+        p_value = 0.5 * math.erfc(z / math.sqrt(2)) if math.isfinite(z) else 0.0
+        value = cur_mean / ref_mean - 1 if ref_mean > 0 else 0.0
+        z_alpha = _z_quantile(self.alpha)
+        threshold = max(self.min_effect, z_alpha * spread / ref_mean if ref_mean > 0 else 0.0)
+        status: Status = "ok"
+        if p_value < self.alpha and value >= self.min_effect:
+            status = "alert"
+        elif p_value < self.alpha:
+            status = "warn"
+        yield IndicatorValue(
+            feature=None,
+            value=value,
+            status=status,
+            p_value=p_value,
+            threshold=threshold,
+            n=n,
+            method="pca reconstruction error",
+            details={
+                "components": k,
+                "inputs": encoder.width,
+                "reference_error": ref_mean,
+                "window_error": cur_mean,
+                "features": [c.feature for c in features if c.column in encoder.columns],
+            },
+        )
+
+
+def _z_quantile(alpha: float) -> float:
+    """The upper ``alpha`` quantile of the standard normal (bisection on erfc; no SciPy needed)."""
+    lo, hi = 0.0, 40.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if 0.5 * math.erfc(mid / math.sqrt(2)) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2

@@ -1,0 +1,48 @@
+"""What the engine needs from an engine backend's derived data, whichever engine computed it.
+
+The embedded backend implements these with DuckDB tables and a checkpointed SQL
+runner; the Elasticsearch backend with continuous transforms and index reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from sustain.spec import ModelSpec
+from sustain.transforms.plan import TransformPlan
+from sustain.transforms.profile import ReferenceProfile
+from sustain.transforms.runner_report import RunReport
+from sustain.transforms.window import WindowAggregates
+
+
+class WindowStore(Protocol):
+    """Reference profiles and window aggregates."""
+
+    def put_profile(self, profile: ReferenceProfile) -> None: ...
+
+    def get_profile(self, model: str, version: str) -> ReferenceProfile | None: ...
+
+    def list_profiles(self, model: str) -> list[ReferenceProfile]:
+        """Oldest first (the first is the model's binning reference unless the spec names one)."""
+
+    def binning_profile(self, spec: ModelSpec) -> ReferenceProfile | None: ...
+
+    def read_windows(
+        self,
+        plan: TransformPlan,
+        *,
+        version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[WindowAggregates]: ...
+
+    def window_buckets(self, plan: TransformPlan, since: datetime | None = None) -> list[tuple[str, datetime]]: ...
+
+
+class Transformer(Protocol):
+    """Keeps the windows of each plan up to date and says which windows changed."""
+
+    def plans(self, spec: ModelSpec) -> list[TransformPlan]: ...
+
+    def run_plan(self, plan: TransformPlan) -> RunReport: ...
