@@ -14,10 +14,11 @@ ES_TYPES := tests/es_types/node_modules/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet -e examples/plugin
 	@touch $(STAMP)
 
 ## make run: install, then serve examples/sustain.yaml on the embedded store with demo traffic.
@@ -39,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check sustain tests benchmarks examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy sustain tests benchmarks
+	$(BIN)/mypy sustain tests benchmarks examples/plugin
 
 unit: $(STAMP)
 	$(BIN)/pytest -q

@@ -19,11 +19,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sustain.errors import SustainError
-from sustain.indicators.base import Indicator, IndicatorValue
+from sustain.indicators.base import IndicatorValue
 from sustain.indicators.context import WindowContext, WindowSource, select_columns
 from sustain.indicators.defaults import default_indicators
 from sustain.indicators.documents import IndicatorDoc, IndicatorStore
-from sustain.indicators.registry import build, load_module
+from sustain.indicators.registry import load_module
+from sustain.indicators.runner import IndicatorRunner
 from sustain.spec import IndicatorSpec, ModelSpec
 from sustain.store.base import Store
 from sustain.transforms.plan import TransformPlan
@@ -55,6 +56,7 @@ class EngineStats:
 class _Dirty:
     plan: TransformPlan
     windows: set[tuple[str, datetime]] = field(default_factory=set)
+    open: set[tuple[str, datetime]] = field(default_factory=set)  # computed while still open: redo once closed
 
 
 class Engine:
@@ -70,6 +72,7 @@ class Engine:
         source: WindowSource,
         transform_interval: float = 10.0,
         indicator_interval: float = 30.0,
+        indicator_timeout: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -86,7 +89,7 @@ class Engine:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._instances: dict[tuple[str, str], Indicator] = {}
+        self.indicators = IndicatorRunner(documents, timeout=indicator_timeout)
         self._started = False
 
     @classmethod
@@ -151,19 +154,19 @@ class Engine:
             load_module(module)
         return spec.indicators if spec.indicators is not None else default_indicators(spec)
 
-    def _indicator(self, spec: ModelSpec, ind: IndicatorSpec) -> Indicator:
-        key = (spec.name, ind.model_dump_json())
-        instance = self._instances.get(key)
-        if instance is None:
-            instance = self._instances[key] = build(ind)
-        return instance
-
     def run_indicators(self) -> list[IndicatorDoc]:
         started = time.perf_counter()
+        now = self.clock()
         with self._lock:
-            work = [(d.plan, sorted(d.windows, key=lambda k: k[1])) for d in self._dirty.values() if d.windows]
             for d in self._dirty.values():
-                d.windows.clear()
+                closed = {k for k in d.open if k[1] + timedelta(seconds=d.plan.window_seconds) <= now}
+                d.windows |= closed
+                d.open -= closed
+            work = [(d.plan, sorted(d.windows, key=lambda k: k[1])) for d in self._dirty.values() if d.windows]
+            for plan, keys in work:
+                dirty = self._dirty[plan.id]
+                dirty.windows.clear()
+                dirty.open |= {k for k in keys if k[1] + timedelta(seconds=plan.window_seconds) > now}
         docs: list[IndicatorDoc] = []
         for plan, keys in work:
             spec = self.store.get_spec(plan.model)
@@ -171,7 +174,9 @@ class Engine:
                 continue
             docs.extend(self._compute_windows(spec, plan, keys))
         self.documents.put(docs)
+        self.indicators.save_states()
         self.stats.indicator_runs += 1
+        self.stats.indicator_errors = self.indicators.stats.errors
         self.stats.documents += len(docs)
         self.stats.last_indicator_seconds = time.perf_counter() - started
         for listener in self.listeners:
@@ -200,6 +205,7 @@ class Engine:
         docs: list[IndicatorDoc] = []
         for window in windows:
             reference = profiles.get(window.version) or binning
+            computed: dict[str, list[IndicatorValue]] = {}
             for ind in indicator_specs:
                 if ind.windows is not None and plan.window not in ind.windows:
                     continue
@@ -211,8 +217,11 @@ class Engine:
                     columns=select_columns(spec, plan, ind.features),
                     source=self.source,
                     seed=_seed(spec.name, window),
+                    values=computed,
+                    partial=window.end > now,
                 )
-                values = self._safe_compute(spec, ind, ctx)
+                values = self.indicators.run(spec, ind, ctx)
+                computed[ind.id] = values
                 for value in values:
                     doc = IndicatorDoc.of(
                         value,
@@ -229,21 +238,6 @@ class Engine:
                         doc.details.setdefault("reference_version", reference.version)
                     docs.append(doc)
         return docs
-
-    def _safe_compute(self, spec: ModelSpec, ind: IndicatorSpec, ctx: WindowContext) -> list[IndicatorValue]:
-        """Run one indicator; whatever goes wrong becomes an ``error`` value instead of an exception."""
-        try:
-            indicator = self._indicator(spec, ind)
-            values = list(indicator.compute(ctx))
-            for v in values:
-                if not isinstance(v, IndicatorValue):
-                    raise TypeError(f"compute() must yield IndicatorValue objects, got {type(v).__name__}")
-            return values
-        except Exception as exc:
-            self.stats.indicator_errors += 1
-            self.stats.last_error = f"indicator {ind.id!r} of {spec.name!r}: {exc!r}"
-            log.warning("indicator %s of %s failed on window %s: %r", ind.id, spec.name, ctx.window.start, exc)
-            return [IndicatorValue(None, None, status="error", details={"error": f"{type(exc).__name__}: {exc}"})]
 
     # -- schedule -----------------------------------------------------------------------------
     def step(self) -> list[IndicatorDoc]:
@@ -263,6 +257,7 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.indicators.close()
 
     def _loop(self) -> None:
         next_transform = next_indicators = time.monotonic()

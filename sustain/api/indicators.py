@@ -30,6 +30,7 @@ async def get_indicators(
     feature: str | None = None,
     version: str | None = None,
     window: str | None = None,
+    metric: str | None = None,
     status: Annotated[str | None, Query(pattern="^(ok|warn|alert|insufficient|error)$")] = None,
     latest: bool = False,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
@@ -47,6 +48,7 @@ async def get_indicators(
         version=version,
         window=window,
         status=status,
+        metric=metric,
         latest=latest,
         limit=limit,
     )

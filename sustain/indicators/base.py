@@ -50,6 +50,7 @@ class IndicatorValue:
     n: int | None = None
     method: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    metric: str | None = None  # which statistic, when one indicator reports several (accuracy, p95, ...)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

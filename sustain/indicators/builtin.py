@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from sustain.indicators.change import ChangeDetector
 from sustain.indicators.drift import DataDrift
+from sustain.indicators.health import ErrorRate, Latency, Traffic
 from sustain.indicators.multivariate import MultivariateDrift
+from sustain.indicators.quality import MissingValues, OutOfRange, TypeErrors, UnseenCategories
 from sustain.indicators.registry import register
+from sustain.indicators.stability import PredictionStability
 
-for _cls in (DataDrift, MultivariateDrift):
+BUILTIN = (
+    DataDrift,
+    MultivariateDrift,
+    PredictionStability,
+    ChangeDetector,
+    MissingValues,
+    TypeErrors,
+    OutOfRange,
+    UnseenCategories,
+    Traffic,
+    Latency,
+    ErrorRate,
+)
+
+for _cls in BUILTIN:
     register(_cls)

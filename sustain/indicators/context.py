@@ -46,6 +46,8 @@ class WindowContext:
     source: WindowSource | None = None
     seed: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, list[Any]] = field(default_factory=dict)  # earlier indicators' values for this window, by id
+    partial: bool = False  # the window is still open
 
     @property
     def version(self) -> str:

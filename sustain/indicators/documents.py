@@ -39,6 +39,7 @@ class IndicatorDoc:
     details: dict[str, Any] = field(default_factory=dict)
     partial: bool = False
     computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    metric: str | None = None
 
     @classmethod
     def of(
@@ -71,6 +72,7 @@ class IndicatorDoc:
             method=value.method,
             details=dict(value.details),
             partial=partial,
+            metric=value.metric,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -98,8 +100,9 @@ _COLUMNS = (
     ("details", pa.string(), "JSON"),
     ("partial", pa.bool_(), "BOOLEAN"),
     ("computed_at", TIMESTAMP, "TIMESTAMPTZ NOT NULL"),
+    ("metric", pa.string(), "VARCHAR NOT NULL"),
 )
-_KEY = "model, version, indicator, feature, win, window_start"
+_KEY = "model, version, indicator, feature, metric, win, window_start"
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class IndicatorQuery:
     version: str | None = None
     window: str | None = None
     status: str | None = None
+    metric: str | None = None
     limit: int = 1000
     latest: bool = False
 
@@ -125,6 +129,11 @@ class IndicatorStore(Protocol):
 
     def latest_all(self) -> list[IndicatorDoc]: ...
 
+    def get_states(self, model: str) -> dict[str, dict[str, Any]]:
+        """Saved state of the stateful indicators of ``model``, by indicator id."""
+
+    def put_states(self, model: str, states: dict[str, dict[str, Any]]) -> None: ...
+
 
 class DuckDBIndicators:
     """Indicator documents in the embedded store's ``_indicators`` table."""
@@ -134,6 +143,10 @@ class DuckDBIndicators:
         ddl = ", ".join(f"{name} {sql}" for name, _, sql in _COLUMNS)
         with store.transaction() as con:
             con.execute(f"CREATE TABLE IF NOT EXISTS _indicators ({ddl}, PRIMARY KEY ({_KEY}))")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS _indicator_states (model VARCHAR, indicator VARCHAR, state JSON,"
+                " updated_at TIMESTAMPTZ, PRIMARY KEY (model, indicator))"
+            )
 
     def put(self, docs: Sequence[IndicatorDoc]) -> None:
         if not docs:
@@ -143,8 +156,8 @@ class DuckDBIndicators:
             for name, _, _ in _COLUMNS:
                 if name == "win":
                     rows[name].append(d.window)
-                elif name == "feature":
-                    rows[name].append(d.feature or "")
+                elif name in ("feature", "metric"):
+                    rows[name].append(getattr(d, name) or "")
                 elif name == "details":
                     rows[name].append(orjson.dumps(d.details, option=orjson.OPT_SERIALIZE_NUMPY).decode())
                 else:
@@ -168,6 +181,7 @@ class DuckDBIndicators:
             ("version = ?", q.version),
             ("win = ?", q.window),
             ("status = ?", q.status),
+            ("metric = ?", q.metric),
         ):
             if value is not None:
                 where.append(sql)
@@ -176,11 +190,14 @@ class DuckDBIndicators:
         if q.latest:
             sql = (
                 f"SELECT * FROM _indicators WHERE {condition} QUALIFY row_number() OVER"
-                " (PARTITION BY version, indicator, feature, win ORDER BY window_start DESC) = 1"
-                " ORDER BY indicator, feature LIMIT ?"
+                " (PARTITION BY version, indicator, feature, metric, win ORDER BY window_start DESC) = 1"
+                " ORDER BY indicator, feature, metric LIMIT ?"
             )
         else:
-            sql = f"SELECT * FROM _indicators WHERE {condition} ORDER BY window_start DESC, indicator, feature LIMIT ?"
+            sql = (
+                f"SELECT * FROM _indicators WHERE {condition}"
+                " ORDER BY window_start DESC, indicator, feature, metric LIMIT ?"
+            )
         table = self.store.sql(sql, [*params, q.limit])
         return [_doc(row) for row in table.to_pylist()]
 
@@ -188,9 +205,27 @@ class DuckDBIndicators:
         """The newest document of every series of every model (for /metrics)."""
         table = self.store.sql(
             "SELECT * FROM _indicators QUALIFY row_number() OVER"
-            " (PARTITION BY model, version, indicator, feature, win ORDER BY window_start DESC) = 1"
+            " (PARTITION BY model, version, indicator, feature, metric, win ORDER BY window_start DESC) = 1"
         )
         return [_doc(row) for row in table.to_pylist()]
+
+    def get_states(self, model: str) -> dict[str, dict[str, Any]]:
+        rows = (
+            self.store.cursor()
+            .execute("SELECT indicator, state FROM _indicator_states WHERE model = ?", [model])
+            .fetchall()
+        )
+        return {r[0]: orjson.loads(r[1]) for r in rows}
+
+    def put_states(self, model: str, states: dict[str, dict[str, Any]]) -> None:
+        if not states:
+            return
+        now = datetime.now(UTC)
+        with self.store.transaction() as con:
+            rows = [
+                [model, k, orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode(), now] for k, v in states.items()
+            ]
+            con.executemany("INSERT OR REPLACE INTO _indicator_states VALUES (?, ?, ?, ?)", rows)
 
 
 def _doc(row: dict[str, Any]) -> IndicatorDoc:
@@ -212,4 +247,5 @@ def _doc(row: dict[str, Any]) -> IndicatorDoc:
         details=orjson.loads(row["details"]) if row["details"] else {},
         partial=bool(row["partial"]),
         computed_at=row["computed_at"],
+        metric=row["metric"] or None,
     )

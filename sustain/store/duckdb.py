@@ -253,6 +253,11 @@ class DuckDBStore:
         self.layout(model)
         return self._next_seq[model] - 1
 
+    def committed_label_seq(self, model: str) -> int:
+        """The highest label sequence number committed for ``model`` (0 when none)."""
+        self.layout(model)
+        return self._next_label_seq[model] - 1
+
     def get_spec(self, model: str) -> ModelSpec | None:
         return self._specs.get(model)
 

@@ -41,8 +41,10 @@ def _measure(col: ColumnPlan) -> str:
 
 def _column_aggregates(i: int, col: ColumnPlan) -> list[str]:
     ref = quote(col.column)
-    invalid = f'count(*) FILTER (WHERE list_contains(invalid, {_literal(col.invalid_key)})) AS "{i}|invalid"'
-    missing = f'count(*) FILTER (WHERE {ref} IS NULL) AS "{i}|missing"'
+    is_invalid = f"coalesce(list_contains(invalid, {_literal(col.invalid_key)}), false)"
+    invalid = f'count(*) FILTER (WHERE {is_invalid}) AS "{i}|invalid"'
+    # A value of the wrong type is stored as null too: it counts as a type error, not as missing.
+    missing = f'count(*) FILTER (WHERE {ref} IS NULL AND NOT {is_invalid}) AS "{i}|missing"'
     if col.kind == "categorical":
         return [f'histogram({ref}) AS "{i}|cat"', missing, invalid]
     if col.kind == "boolean":
@@ -63,6 +65,9 @@ def _column_aggregates(i: int, col: ColumnPlan) -> list[str]:
         f'min({x}) AS "{i}|min"',
         f'max({x}) AS "{i}|max"',
     ]
+    if col.range is not None:
+        low, high = col.range
+        parts.append(f'count(*) FILTER (WHERE {x} < {float(low)!r} OR {x} > {float(high)!r}) AS "{i}|oor"')
     if col.edges:
         parts.append(f'histogram({x}, {_float_list(col.edges)}) AS "{i}|bin"')
     elif col.edges is not None:
@@ -133,6 +138,8 @@ def long_rows(plan: TransformPlan, delta: pa.Table) -> list[tuple[str, datetime,
             else:
                 for stat in ("count", "sum", "sumsq", "min", "max"):
                     put(col.column, stat, "", row[f"{i}|{stat}"])
+                if col.range is not None:
+                    put(col.column, "oor", "", row[f"{i}|oor"])
                 if col.edges:
                     for key, value in _bins(row[f"{i}|bin"], col.edges):
                         put(col.column, "bin", key, value)

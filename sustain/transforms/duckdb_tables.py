@@ -120,6 +120,13 @@ class DuckDBWindows:
         )
         return Checkpoint(transform, int(rows[0][0]), rows[0][1]) if rows else None
 
+    def set_checkpoint(self, transform: str, seq: int, fingerprint: str) -> None:
+        with self.store.transaction() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO _checkpoints VALUES (?, ?, ?, ?)",
+                [transform, seq, fingerprint, datetime.now(UTC)],
+            )
+
     def reset_partials(self, plan: TransformPlan) -> None:
         """Forget a window's partials: the plan changed (new bins) and they are rebuilt from the events."""
         with self.store.transaction() as con:

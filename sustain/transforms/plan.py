@@ -65,6 +65,7 @@ class ColumnPlan:
     edges: tuple[float, ...] | None = None
     shift: float = 0.0
     categories: tuple[str, ...] | None = None  # known categories (spec or reference), for engines that need them
+    range: tuple[float, float] | None = None  # the spec's allowed range: values outside are counted
 
     @property
     def feature(self) -> str:
@@ -129,7 +130,9 @@ def plan_for(spec: ModelSpec, window: str, binning: ReferenceProfile | None) -> 
         else:
             edges = tuple(known.edges) if known is not None and known.edges is not None else None
             shift = float(known.mean) if known is not None and known.mean is not None else 0.0
-            columns.append(ColumnPlan(column, kind, edges=edges, shift=shift))
+            feature = spec.feature(column[2:]) if column.startswith("f:") else None
+            allowed = feature.range if feature is not None else None
+            columns.append(ColumnPlan(column, kind, edges=edges, shift=shift, range=allowed))
     return TransformPlan(
         model=spec.name,
         window=window,

@@ -16,8 +16,8 @@ import time
 from datetime import datetime
 
 from sustain.spec import ModelSpec
-from sustain.store.duckdb import DuckDBStore, events_table
-from sustain.transforms.duckdb_sql import delta_sql, long_rows
+from sustain.store.duckdb import DuckDBStore, events_table, labels_table
+from sustain.transforms.duckdb_sql import EPOCH, delta_sql, long_rows
 from sustain.transforms.duckdb_tables import DuckDBWindows
 from sustain.transforms.plan import TransformPlan, plan_for
 from sustain.transforms.runner_report import RunReport
@@ -72,4 +72,31 @@ class TransformRunner:
             partials += len(rows)
             self.windows.merge_partials(plan, rows, chunk_end)
             done = chunk_end
+        touched.update(self._labelled_windows(plan))
         return RunReport(plan.id, events, partials, time.perf_counter() - started, rebuilt, done, frozenset(touched))
+
+    def _labelled_windows(self, plan: TransformPlan) -> set[tuple[str, datetime]]:
+        """Windows whose events got labels since the last run: their label metrics must be recomputed.
+
+        Labels do not change the window partials (those count what the model saw and said), so they have a
+        checkpoint of their own, on the label sequence.
+        """
+        key = f"{plan.id}#labels"
+        checkpoint = self.windows.get_checkpoint(key)
+        done = checkpoint.seq if checkpoint is not None else 0
+        upto = self.store.committed_label_seq(plan.model)
+        if upto <= done:
+            return set()
+        seconds = int(plan.window_seconds)
+        ev, lb = events_table(plan.model), labels_table(plan.model)
+        bucket = f"time_bucket(INTERVAL '{seconds} seconds', e.ts, {EPOCH})"
+        table = self.store.sql(
+            f"SELECT DISTINCT e.version, {bucket} AS bucket FROM {lb} l JOIN {ev} e"
+            " ON l.key_kind = 'request_id' AND e.request_id = l.key WHERE l.seq > ? AND l.seq <= ?"
+            f" UNION SELECT DISTINCT e.version, {bucket} AS bucket FROM {lb} l JOIN {ev} e"
+            " ON l.key_kind = 'event_id' AND coalesce(e.event_id, e.eid::VARCHAR) = l.key"
+            " WHERE l.seq > ? AND l.seq <= ?",
+            [done, upto, done, upto],
+        )
+        self.windows.set_checkpoint(key, upto, "labels")
+        return set(zip(table.column("version").to_pylist(), table.column("bucket").to_pylist(), strict=True))

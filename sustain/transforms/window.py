@@ -21,7 +21,7 @@ from datetime import datetime
 
 from sustain.transforms.plan import TransformPlan
 
-ADDITIVE = frozenset({"rows", "errors", "count", "missing", "invalid", "sum", "sumsq", "bin", "cat"})
+ADDITIVE = frozenset({"rows", "errors", "count", "missing", "invalid", "sum", "sumsq", "bin", "cat", "oor"})
 
 
 @dataclass
@@ -37,6 +37,7 @@ class NumericSummary:
     min: float | None = None
     max: float | None = None
     bins: list[int] = field(default_factory=list)
+    out_of_range: int = 0
 
     @property
     def mean(self) -> float | None:
@@ -55,7 +56,8 @@ class NumericSummary:
 
     @property
     def total(self) -> int:
-        return self.count + self.missing
+        """Events in the window: with a value, missing, or with a value of the wrong type."""
+        return self.count + self.missing + self.invalid
 
     def __iadd__(self, other: NumericSummary) -> NumericSummary:
         if other.count and self.count and other.shift != self.shift:
@@ -65,6 +67,7 @@ class NumericSummary:
         self.count += other.count
         self.missing += other.missing
         self.invalid += other.invalid
+        self.out_of_range += other.out_of_range
         self.sum += other.sum
         self.sumsq += other.sumsq
         self.min = other.min if self.min is None else (self.min if other.min is None else min(self.min, other.min))
@@ -106,7 +109,8 @@ class CategorySummary:
 
     @property
     def total(self) -> int:
-        return self.count + self.missing
+        """Events in the window: with a value, missing, or with a value of the wrong type."""
+        return self.count + self.missing + self.invalid
 
     def __iadd__(self, other: CategorySummary) -> CategorySummary:
         for k, v in other.counts.items():
@@ -234,6 +238,8 @@ def _apply_numeric(num: NumericSummary, stat: str, key: str, value: float) -> No
         num.min = float(value)
     elif stat == "max":
         num.max = float(value)
+    elif stat == "oor":
+        num.out_of_range = int(value)
     elif stat == "bin":
         i = int(key)
         if i >= len(num.bins):
