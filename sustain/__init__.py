@@ -11,9 +11,9 @@ so ``from sustain import Logger`` costs httpx and orjson and nothing of the serv
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sustain._lazy import lazy_attributes
 from sustain.errors import (
     Conflict,
     NotFound,
@@ -49,19 +49,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sustain' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "Conflict",
     "Feature",
@@ -84,3 +71,9 @@ __all__ = [
     "load_config",
     "open_store",
 ]
+
+__getattr__, _ = lazy_attributes(__name__, _LAZY, __all__, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sustain.api.alerts import router as alerts_router
 from sustain.api.indicators import router as indicators_router
 from sustain.collector.bodies import InflightBudget
 from sustain.collector.context import AppContext
@@ -60,17 +61,9 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
     collector = Collector(store, writer, metrics)
     services: dict[str, Any] = {}
     if settings.engine:
-        from sustain.store.duckdb import DuckDBStore
-
-        if isinstance(store, DuckDBStore):
-            from sustain.engine import Engine
-
-            engine = Engine.embedded(
-                store,
-                transform_interval=settings.transform_interval,
-                indicator_interval=settings.indicator_interval,
-            )
-            services["engine"] = engine
+        services.update(_engine_services(settings, store))
+        engine = services.get("engine")
+        if engine is not None:
             collector.on_reference = engine.on_reference
     return AppContext(
         settings=settings,
@@ -82,6 +75,32 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
         started_at=time.time(),
         services=services,
     )
+
+
+def _engine_services(settings: Settings, store: Store) -> dict[str, Any]:
+    """The engine and alerting for the store's kind: embedded (DuckDB) or Elasticsearch."""
+    from sustain.alerting.documents import DuckDBAlerts
+    from sustain.alerting.service import Alerting
+    from sustain.engine import Engine
+    from sustain.store.duckdb import DuckDBStore
+
+    transform, indicator = settings.transform_interval, settings.indicator_interval
+    if isinstance(store, DuckDBStore):
+        engine = Engine.embedded(store, transform_interval=transform, indicator_interval=indicator)
+        alert_store = DuckDBAlerts(store)
+    else:
+        from sustain.engine_es import elasticsearch_engine
+        from sustain.store.elasticsearch import ElasticsearchStore
+
+        if not isinstance(store, ElasticsearchStore):
+            return {}
+        engine = elasticsearch_engine(store, transform_interval=transform, indicator_interval=indicator)
+        # Alert episodes are few and local to this service: they live in a small embedded file beside it (at
+        # scale, ElastAlert2 watches the indicator index and calls back through /v1/hooks).
+        alert_store = DuckDBAlerts(DuckDBStore(settings.alert_store))
+    alerting = Alerting(store, engine.documents, alert_store)
+    engine.listeners.append(alerting.on_indicators)
+    return {"engine": engine, "alerting": alerting}
 
 
 async def _sweep_cloudevents(collector: Collector, every: float = 5.0) -> None:
@@ -135,6 +154,9 @@ def create_app(
                     stop()
             if engine is not None:
                 engine.stop()
+            alerting = ctx.services.get("alerting")
+            if alerting is not None:
+                alerting.close()
             ctx.writer.stop()
             ctx.store.close()
 
@@ -191,6 +213,7 @@ def create_app(
 
     app.include_router(collector_router)
     app.include_router(indicators_router)
+    app.include_router(alerts_router)
     return app
 
 

@@ -44,6 +44,7 @@ class Settings:
     transform_interval: float = 10.0
     indicator_interval: float = 30.0
     engine: bool = True
+    alert_store: str = "duckdb:///./data/alerts.duckdb"  # where alert episodes live when the store is Elasticsearch
     demo_traffic: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 

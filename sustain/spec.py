@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from sustain.durations import format_duration, parse_duration
+from sustain.spec_alerts import ActionSpec, AlertRule, Threshold, conditions
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
 OutputKind = Literal["class_label", "class_scores", "probability", "regression"]
@@ -244,8 +245,8 @@ class ModelSpec(_Strict):
         default=None, description="default: the built-in set that fits the model"
     )
     plugins: list[str] = Field(default_factory=list, description="modules that register indicator plugins")
-    alerts: list[dict[str, Any]] = Field(default_factory=list)
-    actions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    actions: dict[str, ActionSpec] = Field(default_factory=dict)
     unknown_features: Literal["keep", "reject"] = Field(
         default="keep", description="keep undeclared features in the event's extra field, or reject the event"
     )
@@ -300,6 +301,22 @@ class ModelSpec(_Strict):
         clashes = sorted({i for i in ids if ids.count(i) > 1})
         if clashes:
             raise ValueError(f"indicator names must be unique; give each a name: {', '.join(clashes)}")
+        rules = [r.name for r in self.alerts]
+        repeated_rules = sorted({r for r in rules if rules.count(r) > 1})
+        if repeated_rules:
+            raise ValueError(f"alert rule names must be unique; repeated: {', '.join(repeated_rules)}")
+        for rule in self.alerts:
+            for action in rule.actions:
+                if action not in self.actions:
+                    known_actions = ", ".join(sorted(self.actions)) or "none"
+                    raise ValueError(
+                        f"alert {rule.name!r} uses action {action!r}, which is not under actions: "
+                        f"(known: {known_actions})"
+                    )
+            windows = [rule.window] + [c.window for c in conditions(rule.when) if isinstance(c, Threshold)]
+            for w in windows:
+                if w is not None and format_duration(parse_duration(w)) not in self.windows:
+                    raise ValueError(f"alert {rule.name!r} names window {w!r}, not one of {self.windows}")
         known = set(names)
         for ind in self.indicators or []:
             for feature in ind.features or []:

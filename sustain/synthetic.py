@@ -112,7 +112,7 @@ class SyntheticModel:
             return [None] * len(events)
         p = self.score({f.name: [e["features"][f.name] for e in events] for f in self.spec.features})
         if label.kind == "regression":
-            return list(np.round(p * 100 + self.rng.normal(0, 5, len(events)), 3))
+            return [float(v) for v in np.round(p * 100 + self.rng.normal(0, 5, len(events)), 3)]
         classes = label.classes or ["0", "1"]
         draws = self.rng.random(len(events)) < p
         return [classes[-1] if d else classes[0] for d in draws]

@@ -29,6 +29,7 @@ from sustain.synthetic import SyntheticModel
 from sustain.transforms import duckdb_sql
 from sustain.transforms.es import (
     PIVOT_AGGREGATIONS,
+    bucket_field,
     bulk_lines,
     dest_index,
     dest_index_body,
@@ -132,6 +133,9 @@ def make_items(spec: ModelSpec, n: int, seed: int) -> list[dict[str, Any]]:
                 item["features"][feature.name] = BAD_VALUES.get(feature.kind, [1.0])  # embeddings: wrong length
             elif feature.kind == "numeric" and i % 41 == 0:
                 item["features"][feature.name] = float(GRID[i % len(GRID)])  # exactly on a GRID edge
+            elif feature.kind == "numeric" and feature.range is not None and i % 47 in (0, 1, 2):
+                low, high = feature.range  # below, exactly on the upper end of, and above the declared range
+                item["features"][feature.name] = (float(low) - 1.0, float(high), float(high) + 5.0)[i % 47]
             elif feature.kind == "categorical" and i % 17 == 0:
                 item["features"][feature.name] = ("St. Gallen", "Zürich", "a.b.c")[i % 3]
             elif feature.kind == "text" and i % 19 == 0:
@@ -206,8 +210,15 @@ def field_values(doc: dict[str, Any], field: str, runtime: dict[str, Any]) -> li
 def matches(query: dict[str, Any], doc: dict[str, Any]) -> bool:
     [(kind, params)] = query.items()
     if kind == "bool":
-        assert set(params) == {"filter"}
-        return all(matches(q, doc) for q in params["filter"])
+        assert set(params) <= {"filter", "must_not", "should", "minimum_should_match"}
+        assert "should" not in params or params.get("minimum_should_match") == 1
+        return (
+            all(matches(q, doc) for q in params.get("filter", []))
+            and not any(matches(q, doc) for q in params.get("must_not", []))
+            and (not params.get("should") or any(matches(q, doc) for q in params["should"]))
+        )
+    if kind == "exists":
+        return bool(field_values(doc, params["field"], {}))
     [(field, condition)] = params.items()
     values = field_values(doc, field, {})
     if kind == "term":
@@ -296,12 +307,13 @@ def assert_same_summary(got: Summary, want: Summary, rel: float, where: str) -> 
         assert got == want, where
         return
     assert isinstance(got, NumericSummary)
-    assert (got.count, got.missing, got.invalid, got.bins, got.shift) == (
+    assert (got.count, got.missing, got.invalid, got.bins, got.shift, got.out_of_range) == (
         want.count,
         want.missing,
         want.invalid,
         want.bins,
         want.shift,
+        want.out_of_range,
     ), where
     scale = math.sqrt(want.count * want.sumsq)  # bounds |sum| (Cauchy-Schwarz), so rounding is relative to it
     assert math.isclose(got.sum, want.sum, rel_tol=rel, abs_tol=rel * scale), (where, got.sum, want.sum)
@@ -354,6 +366,9 @@ def test_windows_from_transform_docs_equal_duckdb(full_store: DuckDBStore, raw: 
         assert_same_windows(got, want, loose)
         assert sum(w.rows for w in got) == len(events) == 500
         assert any(s.invalid for w in got for s in w.columns.values())
+        assert any(isinstance(s, NumericSummary) and s.out_of_range for w in got for s in w.columns.values()) == (
+            raw is FULL
+        )
         assert any(isinstance(s, NumericSummary) and len(s.bins) > 2 for w in got for s in w.columns.values()) == (
             plan.binning_version is not None
         )
@@ -470,7 +485,7 @@ def test_names_ids_and_destination_mappings() -> None:
             for name in aggs:
                 assert re.fullmatch(r"[A-Za-z0-9_]+", name), name  # no dots, brackets or '>'
             mapped = dest_index_body(plan)["mappings"]["properties"]
-            assert set(mapped) == set(aggs) | {"version", "bucket"}
+            assert set(mapped) == set(aggs) | {"version", "bucket", "updated_at"}
             expected = {"value_count": "long", "missing": "long", "filter": "long", "terms": "flattened"}
             for name, container in aggs.items():
                 [kind] = container
@@ -610,8 +625,13 @@ def test_event_document_and_bulk_lines() -> None:
     body = bulk_lines(spec, [event, {**event, "event_id": "e2"}])
     lines = body.split(b"\n")
     assert body.endswith(b"\n") and len(lines) == 5 and lines[-1] == b""
-    assert orjson.loads(lines[0]) == orjson.loads(lines[2]) == {"create": {"_index": "sustain-events-weird_names-2"}}
+    assert orjson.loads(lines[0]) == {"create": {"_index": "sustain-events-weird_names-2", "_id": "e1"}}
+    assert orjson.loads(lines[2]) == {"create": {"_index": "sustain-events-weird_names-2", "_id": "e2"}}
     assert orjson.loads(lines[3])["event"]["id"] == "e2"
+    assert doc["buckets"] == {"30s": "2026-01-05T01:02:00.000Z", "1d": "2026-01-05T00:00:00.000Z"}
+    long_id = bulk_lines(spec, [{**event, "event_id": "é" * 300}], prefix="acme").split(b"\n")[0]
+    action = orjson.loads(long_id)["create"]
+    assert action["_index"] == "acme-events-weird_names-2" and action["_id"].startswith("sha256:")
 
 
 def test_ilm_policy_and_pipeline() -> None:
@@ -620,6 +640,66 @@ def test_ilm_policy_and_pipeline() -> None:
     assert phases["delete"] == {"min_age": "30d", "actions": {"delete": {}}}
     processors = ingest_pipeline()["processors"]
     assert processors == [{"set": {"field": "event.ingested", "value": "{{{_ingest.timestamp}}}"}}]
+
+
+def checkpoint_docs(body: dict[str, Any], stored: list[dict[str, Any]], changed: list[dict[str, Any]]) -> list[Any]:
+    """What one continuous checkpoint rewrites, modelled on the change collector of a pivot transform.
+
+    For a ``date_histogram`` group on a field other than the sync field, Elasticsearch
+    (CompositeBucketsChangeCollector.DateHistogramFieldCollector) takes min and max of that field over
+    the changed documents and re-aggregates every document with the field in ``[round(min), max]``;
+    ``terms`` groups are narrowed to the changed terms. The buckets found replace the stored ones.
+    """
+    group_by = body["pivot"]["group_by"]
+    field = group_by["bucket"]["date_histogram"]["field"]
+    interval = _interval_ms(group_by["bucket"]["date_histogram"]["fixed_interval"])
+    stamps = [_millis(v) for doc in changed for v in field_values(doc, field, {})]
+    low, high = min(stamps) // interval * interval, max(stamps)
+    versions = {v for doc in changed for v in field_values(doc, group_by["version"]["terms"]["field"], {})}
+    chosen = [
+        doc
+        for doc in stored + changed
+        if low <= _millis(field_values(doc, field, {})[0]) <= high
+        and field_values(doc, group_by["version"]["terms"]["field"], {})[0] in versions
+    ]
+    plan = plan_for(spec_of(REGRESSION_ONLY), "1h", None)
+    return windows_from_docs(plan, run_pivot(body, chosen))
+
+
+def test_late_event_rewrites_its_whole_bucket() -> None:
+    spec = spec_of(REGRESSION_ONLY)
+    plan = plan_for(spec, "1h", None)
+    hour = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    on_time = [
+        {"event_id": f"e{i}", "version": "1", "timestamp": hour + timedelta(minutes=5 * i), "features": {"size": i}}
+        for i in range(12)
+    ]
+    late = {"event_id": "late", "version": "1", "timestamp": hour + timedelta(minutes=5, seconds=30), "features": {}}
+    stored = [event_document(spec, e) for e in on_time]
+    fixed = transform_body(plan)
+    assert fixed["pivot"]["group_by"]["bucket"]["date_histogram"]["field"] == "buckets.1h"
+    assert fixed["sync"]["time"]["field"] == "event.ingested"
+    [window] = checkpoint_docs(fixed, stored, [event_document(spec, late)])
+    assert (window.start, window.rows) == (hour, 13)  # the whole hour, with the late event
+    # The shape before the fix, grouped on the event time: the hour is rewritten from 10:00-10:05:30 only.
+    on_timestamp = orjson.loads(orjson.dumps(fixed))
+    on_timestamp["pivot"]["group_by"]["bucket"]["date_histogram"]["field"] = "@timestamp"
+    [broken] = checkpoint_docs(on_timestamp, stored, [event_document(spec, late)])
+    assert (broken.start, broken.rows) == (hour, 3)
+
+
+def test_bucket_starts_follow_the_embedded_engine(full_store: DuckDBStore) -> None:
+    spec = spec_of(FULL)
+    events = full_store.read_events(spec.name, EventQuery(limit=10**6))
+    for window in spec.windows:
+        plan = plan_for(spec, window, None)
+        want = {(w.version, w.start) for w in duckdb_windows(full_store, plan)}
+        segment = bucket_field(window).split(".")[1]
+        got = {
+            (doc["model"]["version"], datetime.fromisoformat(doc["buckets"][segment]))
+            for doc in sent_documents(spec, events)
+        }
+        assert got == want
 
 
 def test_bucket_keys_in_both_formats() -> None:

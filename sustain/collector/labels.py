@@ -24,7 +24,7 @@ LABEL_FIELDS = frozenset({"request_id", "event_id", "label", "timestamp"})
 def _label_value(value: Any, spec: ModelSpec) -> Any:
     assert spec.label is not None
     if spec.label.kind == "regression":
-        if type(value) not in (int, float):
+        if not isinstance(value, int | float) or isinstance(value, bool):
             raise ValueError(f"a regression label must be a number, got {type(value).__name__}")
         return float(value)
     if type(value) is bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sustain.indicators.change import ChangeDetector
 from sustain.indicators.drift import DataDrift
 from sustain.indicators.health import ErrorRate, Latency, Traffic
+from sustain.indicators.labels import EstimatedPerformance, LabelMetrics
 from sustain.indicators.multivariate import MultivariateDrift
 from sustain.indicators.quality import MissingValues, OutOfRange, TypeErrors, UnseenCategories
 from sustain.indicators.registry import register
@@ -22,6 +23,8 @@ BUILTIN = (
     Traffic,
     Latency,
     ErrorRate,
+    LabelMetrics,
+    EstimatedPerformance,
 )
 
 for _cls in BUILTIN:

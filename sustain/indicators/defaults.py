@@ -19,4 +19,9 @@ def default_indicators(spec: ModelSpec) -> list[IndicatorSpec]:
     chosen += [IndicatorSpec(type="traffic"), IndicatorSpec(type="latency"), IndicatorSpec(type="error_rate")]
     if spec.outputs:
         chosen.append(IndicatorSpec(type="stability"))
+    if spec.label is not None:
+        chosen.append(IndicatorSpec(type="label_metrics"))
+        scores = any(o.kind in ("class_scores", "probability") for o in spec.outputs)
+        if spec.label.kind == "class_label" and scores:
+            chosen.append(IndicatorSpec(type="estimated_performance"))
     return chosen

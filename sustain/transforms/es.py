@@ -2,12 +2,15 @@
 
 The transform keeps, per (version, time bucket) over all events of the model,
 the same partials as :func:`sustain.transforms.duckdb_sql.delta_sql`: rows,
-errors, latency and, per column, count, missing, invalid, sum and sum of squares
-of ``x - shift``, min, max, counts in the right-closed bins and counts per
-category. Only aggregations that pivots support are used (no ``range``,
-``histogram`` or ``extended_stats``):
+errors, latency and, per column, count, missing (null and not a type error),
+invalid, sum and sum of squares of ``x - shift``, min, max, values outside the
+spec's range, counts in the right-closed bins and counts per category. Only
+aggregations that pivots support are used (no ``range``, ``histogram`` or
+``extended_stats``):
 
-* bins are one ``filter`` with a ``range`` query each;
+* bins, missing values, type errors and values out of range are ``filter``
+  aggregations (a value of the wrong type is left out of the document like a
+  null; the ``invalid`` list tells them apart);
 * shifted sums and sums of squares are ``sum`` aggregations over runtime fields
   defined in the transform ``source`` (painless, guarded for missing values);
 * categories are a ``terms`` aggregation, which a pivot writes as an object
@@ -30,7 +33,7 @@ re-exported here.
 True
 >>> body = transform_body(plan)
 >>> body["pivot"]["group_by"]["bucket"], body["frequency"]
-({'date_histogram': {'field': '@timestamp', 'fixed_interval': '3600s'}}, '1m')
+({'date_histogram': {'field': 'buckets.1h', 'fixed_interval': '3600s'}}, '1m')
 >>> body["pivot"]["aggregations"]["c0__min"]
 {'min': {'field': 'features.age'}}
 """
@@ -46,38 +49,51 @@ from typing import Any
 
 from sustain.durations import parse_duration
 from sustain.transforms.es_mappings import (
+    DEFAULT_PREFIX,
     ILM_POLICY,
     INGEST_PIPELINE,
     KEYWORD_MAX_CHARS,
+    backfill_buckets_body,
+    bucket_field,
     bulk_lines,
     es_duration,
     es_field,
+    event_doc_id,
     event_document,
     events_data_stream,
     events_index_template,
     ilm_policy,
+    ilm_policy_name,
     ingest_pipeline,
+    ingest_pipeline_name,
     safe_name,
 )
 from sustain.transforms.plan import ColumnPlan, TransformPlan
 from sustain.transforms.window import CategorySummary, NumericSummary, Summary, WindowAggregates
 
 __all__ = [
+    "DEFAULT_PREFIX",
     "ILM_POLICY",
     "INGEST_PIPELINE",
     "KEYWORD_MAX_CHARS",
     "PIVOT_AGGREGATIONS",
+    "UPDATED_FIELD",
     "aggregation_names",
+    "backfill_buckets_body",
+    "bucket_field",
     "bulk_lines",
     "dest_index",
     "dest_index_body",
     "es_duration",
     "es_field",
+    "event_doc_id",
     "event_document",
     "events_data_stream",
     "events_index_template",
     "ilm_policy",
+    "ilm_policy_name",
     "ingest_pipeline",
+    "ingest_pipeline_name",
     "page_search_size",
     "safe_name",
     "transform_body",
@@ -118,6 +134,8 @@ MIN_PAGE_SEARCH_SIZE = 10
 SEARCH_MAX_BUCKETS = 65_536  # the cluster default of search.max_buckets
 _ID_UNSAFE = re.compile(r"[^a-z0-9_-]+")
 _ID_MAX = 64
+# Set on every destination document by the transform's ``dest.pipeline`` (see sustain.transforms.es_windows).
+UPDATED_FIELD = "updated_at"
 
 # Painless for the runtime fields behind shifted sums; ``containsKey`` guards backing indices created
 # before a column was added to the spec (``doc[...]`` throws on a field the index does not map).
@@ -138,8 +156,8 @@ def _id_part(text: str) -> str:
     return _ID_UNSAFE.sub("-", text.lower()).strip("-_")
 
 
-def transform_id(plan: TransformPlan) -> str:
-    """``sustain-<model>-<window>-<fingerprint[:8]>``, cut to the 64 characters transform ids allow.
+def transform_id(plan: TransformPlan, prefix: str = DEFAULT_PREFIX) -> str:
+    """``<prefix>-<model>-<window>-<fingerprint[:8]>``, cut to the 64 characters transform ids allow.
 
     The model part is shortened when needed; the fingerprint, which names the model too,
     keeps ids apart.
@@ -151,12 +169,12 @@ def transform_id(plan: TransformPlan) -> str:
     (64, True, True)
     """
     window, fingerprint = _id_part(plan.window) or "w", plan.fingerprint[:8]
-    room = _ID_MAX - len(f"sustain--{window}-{fingerprint}")
+    room = _ID_MAX - len(f"{prefix}--{window}-{fingerprint}")
     model = _id_part(plan.model)[: max(room, 1)].rstrip("-_") or "m"
-    return f"sustain-{model}-{window}-{fingerprint}"[-_ID_MAX:].lstrip("-_")
+    return f"{prefix}-{model}-{window}-{fingerprint}"[-_ID_MAX:].lstrip("-_")
 
 
-def dest_index(plan: TransformPlan) -> str:
+def dest_index(plan: TransformPlan, prefix: str = DEFAULT_PREFIX) -> str:
     """The plain index a transform writes its windows to (a data stream cannot be a transform's ``dest``).
 
     >>> from sustain.transforms.plan import TransformPlan
@@ -164,7 +182,7 @@ def dest_index(plan: TransformPlan) -> str:
     >>> dest_index(plan) == "sustain-windows-churn-1h-" + plan.fingerprint[:8]
     True
     """
-    return f"sustain-windows-{plan.model}-{_id_part(plan.window) or 'w'}-{plan.fingerprint[:8]}"
+    return f"{prefix}-windows-{plan.model}-{_id_part(plan.window) or 'w'}-{plan.fingerprint[:8]}"
 
 
 # -- what each plan column compiles to ------------------------------------------------------------
@@ -206,6 +224,8 @@ def _numeric_stats(target: _Target) -> list[str]:
     stats = ["count", "missing", "sum", "sumsq", "min", "max"]
     if target.has_invalid:
         stats.insert(2, "invalid")
+    if target.column.range is not None:
+        stats.append("oor")
     edges = target.column.edges
     bins = len(edges) + 1 if edges else 0  # no edges: the single bin is the count
     return stats + [f"bin_{k}" for k in range(bins)]
@@ -255,8 +275,12 @@ def _runtime_field(field: str, shift: float, script: str) -> dict[str, Any]:
 def _compile_target(target: _Target, aggs: dict[str, Any], runtime: dict[str, Any]) -> None:
     col, field = target.column, target.field
     if target.has_invalid:
-        aggs[target.name("invalid")] = {"filter": {"term": {"invalid": {"value": col.invalid_key}}}}
-    aggs[target.name("missing")] = {"missing": {"field": field}}
+        # A value of the wrong type is left out of the document like a null, but it is a type error, not missing.
+        invalid = {"term": {"invalid": {"value": col.invalid_key}}}
+        aggs[target.name("invalid")] = {"filter": invalid}
+        aggs[target.name("missing")] = {"filter": {"bool": {"must_not": [{"exists": {"field": field}}, invalid]}}}
+    else:
+        aggs[target.name("missing")] = {"missing": {"field": field}}
     if col.kind == "categorical":
         aggs[target.name("cat")] = {"terms": {"field": field, "size": _terms_size(col)}}
         return
@@ -275,6 +299,10 @@ def _compile_target(target: _Target, aggs: dict[str, Any], runtime: dict[str, An
     aggs[target.name("sumsq")] = {"sum": {"field": squared}}
     aggs[target.name("min")] = {"min": {"field": field}}
     aggs[target.name("max")] = {"max": {"field": field}}
+    if col.range is not None:
+        low, high = col.range
+        outside = [{"range": {field: {"lt": float(low)}}}, {"range": {field: {"gt": float(high)}}}]
+        aggs[target.name("oor")] = {"filter": {"bool": {"should": outside, "minimum_should_match": 1}}}
     if col.edges:
         for k, query in enumerate(_bin_queries(field, col.edges)):
             aggs[target.name(f"bin_{k}")] = {"filter": query}
@@ -310,19 +338,46 @@ def _fixed_interval(window_seconds: float) -> str:
     return f"{round(window_seconds * 1000)}ms"
 
 
+# Why the pivot groups on ``buckets.<window>`` rather than on ``@timestamp``.
+#
+# The transform syncs on ``event.ingested`` (so late events are seen) while time buckets come from the
+# event time. In elastic/elasticsearch x-pack/plugin/transform/.../pivot/CompositeBucketsChangeCollector.java,
+# createFieldCollectors gives a ``date_histogram`` group the DateHistogramFieldCollectorSynchronized only when
+# its field is the sync field; otherwise DateHistogramFieldCollector reads min and max of the histogram field
+# over the documents that changed since the last checkpoint and re-aggregates the documents with that field
+# in ``[round(min), max]``: the lower bound is rounded to a bucket start, the upper bound is not ("the
+# checkpoint will not contain new data for the upper bound", true only for the sync field). Grouped on
+# ``@timestamp``, a late event at 10:05 alone in its checkpoint makes the 10:00 bucket be rewritten from the
+# events of 10:00-10:05 only (tests/test_transforms_es.py::test_late_event_rewrites_its_whole_bucket).
+#
+# Every event therefore carries the start of its bucket per window (``buckets.1h`` = floor(ts / 1h) * 1h,
+# written by event_document). Grouping ``date_histogram`` on that field with the same ``fixed_interval``
+# keeps the keys unchanged, and now min and max of the changed documents are exact bucket starts, so
+# ``[round(min), max]`` = ``[first changed bucket, last changed bucket]`` selects every document of every
+# changed bucket: each bucket is recomputed from all of its documents. Buckets between the first and the
+# last changed one are recomputed too (a late event and a fresh one span the gap), which costs work but
+# never correctness. A ``terms`` group on the same field would recompute exactly the changed buckets, but
+# its TermsFieldCollector adds the field to the composite aggregation the collector already pages over for
+# ``version``: a page per (version, bucket) pairs and terms queries built from each page, instead of two
+# metric aggregations and one range query. Late events are rare and mostly recent, so the range is small,
+# and the date histogram keeps the destination ``bucket`` exactly as it was.
 def transform_body(
     plan: TransformPlan,
     *,
     source_index: str | None = None,
     frequency: str | None = None,
     delay: str = "60s",
+    prefix: str = DEFAULT_PREFIX,
+    dest_pipeline: str | None = None,
 ) -> dict[str, Any]:
     """The body of ``PUT _transform/<transform_id(plan)>``: a continuous pivot per (version, bucket).
 
     ``source_index`` defaults to the model's events data stream; ``frequency`` to the
     window, at least 1s and at most 1m. The transform syncs on ``event.ingested``, so
     late events are counted as long as they arrive (not happen) after the last
-    checkpoint minus ``delay``.
+    checkpoint minus ``delay``; buckets group on ``buckets.<window>`` so that a
+    changed bucket is always recomputed whole (see the comment above).
+    ``dest_pipeline`` names an ingest pipeline the destination documents go through.
 
     >>> from sustain.transforms.plan import ColumnPlan, TransformPlan
     >>> col = ColumnPlan("f:x", "numeric", edges=(1.0, 2.0), shift=1.5)
@@ -345,24 +400,26 @@ def transform_body(
     for target in _targets(plan):
         _compile_target(target, aggs, runtime)
     source: dict[str, Any] = {
-        "index": [source_index or events_data_stream(plan.model)],
+        "index": [source_index or events_data_stream(plan.model, prefix)],
         "query": {"bool": {"filter": [{"term": {"model.id": {"value": plan.model}}}]}},
     }
     if runtime:
         source["runtime_mappings"] = runtime
+    dest: dict[str, Any] = {"index": dest_index(plan, prefix)}
+    if dest_pipeline is not None:
+        dest["pipeline"] = dest_pipeline
+    interval = _fixed_interval(plan.window_seconds)
     return {
         "description": f"sustain: {plan.model} per {plan.window} (plan {plan.fingerprint})",
         "source": source,
-        "dest": {"index": dest_index(plan)},
+        "dest": dest,
         "frequency": frequency or _frequency(plan.window_seconds),
         "sync": {"time": {"field": "event.ingested", "delay": delay}},
         "settings": {"max_page_search_size": page_search_size(plan)},
         "pivot": {
             "group_by": {
                 "version": {"terms": {"field": "model.version"}},
-                "bucket": {
-                    "date_histogram": {"field": "@timestamp", "fixed_interval": _fixed_interval(plan.window_seconds)}
-                },
+                "bucket": {"date_histogram": {"field": bucket_field(plan.window), "fixed_interval": interval}},
             },
             "aggregations": aggs,
         },
@@ -396,7 +453,11 @@ def dest_index_body(plan: TransformPlan) -> dict[str, Any]:
     >>> props["bucket"], props["rows"], props["c0__cat"], props["lat__sumsq"]
     ({'type': 'date'}, {'type': 'long'}, {'type': 'flattened'}, {'type': 'double'})
     """
-    properties: dict[str, Any] = {"version": {"type": "keyword"}, "bucket": {"type": "date"}}
+    properties: dict[str, Any] = {
+        "version": {"type": "keyword"},
+        "bucket": {"type": "date"},
+        UPDATED_FIELD: {"type": "date"},
+    }
     for names in aggregation_names(plan).values():
         for stat, name in names.items():
             properties[name] = {"type": _output_type("bin" if stat.startswith("bin_") else stat)}
@@ -441,6 +502,7 @@ def _numeric(doc: Mapping[str, Any], target: _Target) -> NumericSummary:
         shift=col.shift,
         min=_real(doc, target.name("min")) if count else None,
         max=_real(doc, target.name("max")) if count else None,
+        out_of_range=_count(doc, target.name("oor")) if col.range is not None else 0,
     )
     if col.edges:
         summary.bins = [_count(doc, target.name(f"bin_{k}")) for k in range(len(col.edges) + 1)]

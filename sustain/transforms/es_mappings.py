@@ -1,14 +1,18 @@
 """The Elasticsearch side of event capture: field names, the event document and the bodies that store it.
 
-One document per event goes to the data stream ``sustain-events-<model>``::
+One document per event goes to the data stream ``<prefix>-events-<model>`` (``sustain-events-<model>``)::
 
-    {"@timestamp": "2026-01-01T00:00:00Z", "event": {"id": "e1", "ingested": <set by the ingest pipeline>},
+    {"@timestamp": "2026-01-01T00:10:00Z", "event": {"id": "e1", "ingested": <set by the ingest pipeline>},
      "model": {"id": "churn", "version": "3"}, "request": {"id": "r1"},
+     "buckets": {"1m": "2026-01-01T00:10:00.000Z", "1h": "2026-01-01T00:00:00.000Z"},
      "features": {"age": 41.0, "plan": "pro"}, "outputs": {"proba": {"stay": 0.2, "churn": 0.8}},
      "measures": {"note": 12.0}, "latency_ms": 12.5, "error": "timeout", "tags": {...}, "invalid": ["age"]}
 
 ``measures`` holds numbers derived at ingest, so transforms can aggregate them
 like any number: a text's length in characters and an embedding's L2 norm.
+``buckets`` holds, per window of the spec, the start of the window's time bucket
+the event falls in (epoch-aligned, ``floor(ts / w) * w``, as the embedded engine
+buckets); transforms group on it (see :func:`sustain.transforms.es.transform_body`).
 Values that are null are left out of the document (Elasticsearch treats a
 missing field and a null alike). ``event.ingested`` is always set by the
 server, through the ``index.final_pipeline`` of the events template, because
@@ -16,6 +20,20 @@ continuous transforms sync on it.
 
 Field names come from :func:`es_field` and never depend on the rest of the
 spec, so adding a feature never moves an existing one.
+
+Every bulk action carries ``_id`` = the event id (:func:`event_doc_id`) with the
+``create`` op type, so a replayed event is refused with a 409 by the backing index
+that holds it. The check is per backing index: once ILM has rolled the data stream
+over, a replay of an event written before the rollover lands in the new write
+index a second time. The transforms then count it twice (rows and every partial of
+its bucket, in the bucket of its ``@timestamp``), unlike the embedded engine whose
+primary key spans all time. Replays come from client retries and spool replays,
+which are minutes old, so this needs a replay that straddles a rollover (daily by
+default); ``read_events`` shows both copies.
+
+Names carry a prefix (``sustain`` by default) so that several deployments can
+share a cluster: ``<prefix>-events-<model>``, ILM policy ``<prefix>-events``,
+ingest pipeline ``<prefix>-events-ingested``.
 
 >>> from sustain.spec import ModelSpec
 >>> spec = ModelSpec.model_validate({"name": "m", "features": {"age": "numeric", "note": "text"},
@@ -33,7 +51,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -42,8 +60,11 @@ from sustain.durations import parse_duration
 from sustain.spec import ModelSpec
 from sustain.store.layout import Column, Layout
 
+DEFAULT_PREFIX = "sustain"
 ILM_POLICY = "sustain-events"
 INGEST_PIPELINE = "sustain-events-ingested"
+# Lucene refuses an _id over 512 bytes; longer event ids are hashed.
+MAX_ID_BYTES = 512
 # Lucene refuses a keyword term over 32766 bytes (and with it the whole document); 8191 characters
 # are at most 32764 UTF-8 bytes. Longer categories, labels and error messages are cut to this length.
 KEYWORD_MAX_CHARS = 8191
@@ -52,13 +73,51 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _MEASURED_KINDS = frozenset({"text", "embedding"})
 
 
-def events_data_stream(model: str) -> str:
+def events_data_stream(model: str, prefix: str = DEFAULT_PREFIX) -> str:
     """The data stream (and index template name) holding the events of ``model``.
 
-    >>> events_data_stream("churn")
-    'sustain-events-churn'
+    >>> events_data_stream("churn"), events_data_stream("churn", prefix="acme")
+    ('sustain-events-churn', 'acme-events-churn')
     """
-    return f"sustain-events-{model}"
+    return f"{prefix}-events-{model}"
+
+
+def ilm_policy_name(prefix: str = DEFAULT_PREFIX) -> str:
+    """The ILM policy every events data stream of a deployment uses.
+
+    >>> ilm_policy_name() == ILM_POLICY
+    True
+    """
+    return f"{prefix}-events"
+
+
+def ingest_pipeline_name(prefix: str = DEFAULT_PREFIX) -> str:
+    """The final pipeline that stamps ``event.ingested`` on every event of a deployment.
+
+    >>> ingest_pipeline_name() == INGEST_PIPELINE
+    True
+    """
+    return f"{prefix}-events-ingested"
+
+
+def bucket_field(window: str) -> str:
+    """The document field holding the bucket start of ``window`` (a spec window label).
+
+    >>> bucket_field("1h"), bucket_field("1.5s")
+    ('buckets.1h', 'buckets.1_5s_e9f575')
+    """
+    return f"buckets.{safe_name(window)}"
+
+
+def event_doc_id(event_id: str) -> str:
+    """The ``_id`` of an event's document: its id, or ``sha256:<hex>`` when over Lucene's 512 bytes.
+
+    >>> event_doc_id("e1"), event_doc_id("x" * 600)[:15]
+    ('e1', 'sha256:5130b33e')
+    """
+    if len(event_id.encode()) <= MAX_ID_BYTES:
+        return event_id
+    return "sha256:" + hashlib.sha256(event_id.encode()).hexdigest()
 
 
 def safe_name(name: str) -> str:
@@ -176,6 +235,50 @@ def _timestamp(value: Any) -> Any:
     return value
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_micros(value: Any) -> int:
+    """Microseconds since the epoch of an event timestamp: a datetime, an ISO 8601 string, or epoch millis.
+
+    Naive datetimes are UTC, as everywhere in sustain.
+
+    >>> epoch_micros("1970-01-01T00:00:01.5Z"), epoch_micros(datetime(1970, 1, 1, 0, 0, 2)), epoch_micros(3)
+    (1500000, 2000000, 3000)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, int | float):
+        return round(value * 1000)  # epoch millis, as Elasticsearch reads a number in a date field
+    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(stamp, datetime):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return (stamp - _EPOCH) // timedelta(microseconds=1)
+
+
+def bucket_start(micros: int, window_seconds: float) -> str:
+    """The start of the epoch-aligned bucket of ``window_seconds`` holding ``micros``, as ISO 8601 with millis.
+
+    The same ``floor(ts / w) * w`` the embedded engine's ``time_bucket`` and an Elasticsearch
+    ``fixed_interval`` date histogram compute (both align fixed intervals on the epoch in UTC).
+
+    >>> bucket_start(epoch_micros("2026-01-05T01:59:59.999999Z"), 3600.0)
+    '2026-01-05T01:00:00.000Z'
+    >>> bucket_start(-1, 60.0)
+    '1969-12-31T23:59:00.000Z'
+    """
+    width = round(window_seconds * 1_000_000)
+    start = _EPOCH + timedelta(microseconds=micros // width * width)
+    return start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{start.microsecond // 1000:03d}Z"
+
+
+def _buckets(windows: list[tuple[str, float]], timestamp: Any) -> dict[str, str]:
+    micros = epoch_micros(timestamp)
+    return {field: bucket_start(micros, seconds) for field, seconds in windows}
+
+
 def _stored_value(col: Column, value: Any) -> Any:
     """The document value of one stored value, or None to leave it out."""
     kind = col.kind
@@ -213,12 +316,20 @@ def _value_of(col: Column, event: Mapping[str, Any], classes: Mapping[str, list[
     return None
 
 
-def _document(spec: ModelSpec, slots: list[_Slot], event: Mapping[str, Any]) -> dict[str, Any]:
+def _bucket_windows(spec: ModelSpec) -> list[tuple[str, float]]:
+    """(field segment under ``buckets``, seconds) of every window of ``spec``."""
+    return [(safe_name(label), parse_duration(label)) for label in spec.windows]
+
+
+def _document(
+    spec: ModelSpec, slots: list[_Slot], windows: list[tuple[str, float]], event: Mapping[str, Any]
+) -> dict[str, Any]:
     classes = {o.name: list(o.classes or []) for o in spec.outputs}
     doc: dict[str, Any] = {
         "@timestamp": _timestamp(event["timestamp"]),
         "event": {"id": str(event["event_id"])},
         "model": {"id": spec.name, "version": str(event["version"])},
+        "buckets": _buckets(windows, event["timestamp"]),
     }
     if event.get("request_id") is not None:
         doc["request"] = {"id": str(event["request_id"])}
@@ -258,26 +369,31 @@ def event_document(spec: ModelSpec, event: Mapping[str, Any]) -> dict[str, Any]:
     ...     "latency_ms": None, "error": "boom", "tags": {"region": "eu"}})
     >>> doc["measures"], doc["error"], doc["model"], "request" in doc, "latency_ms" in doc
     ({'v': 5.0}, 'boom', {'id': 'm', 'version': '2'}, False, False)
+    >>> doc["buckets"]
+    {'1h': '2026-01-01T00:00:00.000Z'}
     """
-    return _document(spec, _slots(spec), event)
+    return _document(spec, _slots(spec), _bucket_windows(spec), event)
 
 
-def bulk_lines(spec: ModelSpec, events: Iterable[Mapping[str, Any]]) -> bytes:
+def bulk_lines(spec: ModelSpec, events: Iterable[Mapping[str, Any]], *, prefix: str = DEFAULT_PREFIX) -> bytes:
     """NDJSON for ``POST _bulk``: a ``create`` action (the only one data streams take) and a document per event.
+
+    The action's ``_id`` is the event id, so a repeated event is refused with a 409 by the
+    backing index holding it (see the module docstring for rollovers).
 
     >>> from sustain.spec import ModelSpec
     >>> spec = ModelSpec.model_validate({"name": "m", "features": {"x": "numeric"}})
     >>> body = bulk_lines(spec, [{"event_id": "e1", "version": "1", "timestamp": "2026-01-01T00:00:00Z",
     ...     "features": {"x": 1}, "outputs": {}}])
     >>> print(body.decode(), end="")
-    {"create":{"_index":"sustain-events-m"}}
-    {"@timestamp":"2026-01-01T00:00:00Z","event":{"id":"e1"},"model":{"id":"m","version":"1"},"features":{"x":1.0}}
+    {"create":{"_index":"sustain-events-m","_id":"e1"}}
+    {"@timestamp":"2026-01-01T00:00:00Z","event":{"id":"e1"},"model":{"id":"m","version":"1"},"buckets":{"1h":"2026-01-01T00:00:00.000Z"},"features":{"x":1.0}}
     """
-    slots = _slots(spec)
-    action = orjson.dumps({"create": {"_index": events_data_stream(spec.name)}})
+    slots, windows, index = _slots(spec), _bucket_windows(spec), events_data_stream(spec.name, prefix)
     parts: list[bytes] = []
     for event in events:
-        parts += [action, b"\n", orjson.dumps(_document(spec, slots, event)), b"\n"]
+        action = {"create": {"_index": index, "_id": event_doc_id(str(event["event_id"]))}}
+        parts += [orjson.dumps(action), b"\n", orjson.dumps(_document(spec, slots, windows, event)), b"\n"]
     return b"".join(parts)
 
 
@@ -312,8 +428,8 @@ def _add_property(properties: dict[str, Any], path: tuple[str, ...], mapping: di
     node[path[-1]] = mapping
 
 
-def events_index_template(spec: ModelSpec) -> dict[str, Any]:
-    """The body of ``PUT _index_template/sustain-events-<model>``: a data stream with typed fields.
+def events_index_template(spec: ModelSpec, *, prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
+    """The body of ``PUT _index_template/<prefix>-events-<model>``: a data stream with typed fields.
 
     Mappings are not dynamic: fields not declared in the spec stay in ``_source``
     without being indexed. The pattern names one data stream exactly, so it never
@@ -327,6 +443,8 @@ def events_index_template(spec: ModelSpec) -> dict[str, Any]:
     >>> props = body["template"]["mappings"]["properties"]
     >>> props["features"]["properties"], props["measures"]["properties"]
     ({'x': {'type': 'double'}, 't': {'type': 'text'}}, {'t': {'type': 'double'}})
+    >>> props["buckets"]
+    {'properties': {'1h': {'type': 'date'}}}
     """
     keyword = {"type": "keyword"}
     properties: dict[str, Any] = {
@@ -342,20 +460,55 @@ def events_index_template(spec: ModelSpec) -> dict[str, Any]:
         "tags": {"type": "flattened"},
         "invalid": keyword,
         "extra": {"type": "object", "enabled": False},
+        "buckets": {"properties": {segment: {"type": "date"} for segment, _ in _bucket_windows(spec)}},
     }
     for slot in _slots(spec):
         _add_property(properties, slot.path, _mapping_of(slot.column), slot.column.name)
         if slot.measure_path is not None:
             _add_property(properties, slot.measure_path, {"type": "double"}, slot.column.name)
     return {
-        "index_patterns": [events_data_stream(spec.name)],
+        "index_patterns": [events_data_stream(spec.name, prefix)],
         "data_stream": {},
         "priority": 200,
         "template": {
-            "settings": {"index.lifecycle.name": ILM_POLICY, "index.final_pipeline": INGEST_PIPELINE},
+            "settings": {
+                "index.lifecycle.name": ilm_policy_name(prefix),
+                "index.final_pipeline": ingest_pipeline_name(prefix),
+            },
             "mappings": {"dynamic": False, "properties": properties},
         },
         "_meta": {"managed_by": "sustain", "model": spec.name},
+    }
+
+
+# Painless for backfilling ``buckets.<window>`` of events stored before a window was added to the spec.
+BACKFILL_BUCKETS_SCRIPT = (
+    "def ts = ctx._source['@timestamp'];"
+    " long ms = ts instanceof String ? ZonedDateTime.parse(ts).toInstant().toEpochMilli() : ((Number) ts).longValue();"
+    " if (ctx._source.buckets == null) { ctx._source.buckets = new HashMap(); }"
+    " for (def entry : params.windows.entrySet()) {"
+    " long w = ((Number) entry.getValue()).longValue();"
+    " ctx._source.buckets[entry.getKey()] = Math.floorDiv(ms, w) * w; }"
+)
+
+
+def backfill_buckets_body(windows: list[str]) -> dict[str, Any]:
+    """The body of ``POST <prefix>-events-<model>/_update_by_query``: write the bucket fields of new ``windows``.
+
+    Events stored before a window was added to the spec lack its ``buckets.<window>`` field, and
+    a date histogram skips documents without a value. The rewrite goes through the final
+    pipeline, which moves ``event.ingested``, so running transforms pick the events up again
+    (they recompute whole buckets, so nothing is counted twice).
+
+    >>> body = backfill_buckets_body(["1h"])
+    >>> body["query"]["bool"]["should"], body["script"]["params"]
+    ([{'bool': {'must_not': [{'exists': {'field': 'buckets.1h'}}]}}], {'windows': {'1h': 3600000}})
+    """
+    lacking = [{"bool": {"must_not": [{"exists": {"field": bucket_field(w)}}]}} for w in windows]
+    millis = {safe_name(w): round(parse_duration(w) * 1000) for w in windows}
+    return {
+        "query": {"bool": {"should": lacking, "minimum_should_match": 1}},
+        "script": {"source": BACKFILL_BUCKETS_SCRIPT, "lang": "painless", "params": {"windows": millis}},
     }
 
 

@@ -23,8 +23,9 @@ False
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sustain._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from sustain.indicators.stats.binned import (
@@ -91,15 +92,6 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
 __all__ = [
     "DEFAULT_EPS",
     "Calibration",
@@ -130,3 +122,5 @@ __all__ = [
     "wasserstein_normed",
     "z_test_proportions",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _HOME, __all__, globals())

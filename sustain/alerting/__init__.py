@@ -1,0 +1,3 @@
+"""Alerting: rules on indicator documents, alert lifecycles, signed actions, and the ElastAlert2 export."""
+
+from __future__ import annotations

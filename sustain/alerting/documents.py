@@ -1,0 +1,253 @@
+"""Alert documents (one per firing episode, with its lifecycle and every action attempt) and silences."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from sustain.store.duckdb import DuckDBStore
+
+AlertStatus = Literal["firing", "resolved"]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Attempt:
+    """One try of one action for one alert."""
+
+    action: str
+    type: str
+    event: str  # firing | repeat | resolved
+    at: datetime
+    ok: bool
+    detail: str
+    attempt: int = 1
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["at"] = _iso(self.at)
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Attempt:
+        return cls(**{**body, "at": datetime.fromisoformat(body["at"].replace("Z", "+00:00"))})
+
+
+@dataclass
+class Alert:
+    id: str
+    key: str
+    rule: str
+    model: str
+    version: str
+    severity: str
+    status: AlertStatus
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    last_notified_at: datetime | None = None
+    silenced: bool = False
+    summary: str = ""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, key: str, rule: str, model: str, version: str, severity: str, now: datetime) -> Alert:
+        return cls(str(uuid.uuid4()), key, rule, model, version, severity, "firing", now, now)
+
+    def succeeded(self, action: str, event: str) -> bool:
+        return any(a.action == action and a.event == event and a.ok for a in self.attempts)
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        for name in ("started_at", "updated_at", "resolved_at", "last_notified_at"):
+            body[name] = _iso(getattr(self, name))
+        body["attempts"] = [a.to_json() for a in self.attempts]
+        return body
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: str
+    model: str  # "*" for every model
+    rule: str  # "*" for every rule
+    version: str  # "*" for every version
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str = ""
+
+    def covers(self, alert: Alert, now: datetime) -> bool:
+        return (
+            self.starts_at <= now < self.ends_at
+            and self.model in ("*", alert.model)
+            and self.rule in ("*", alert.rule)
+            and self.version in ("*", alert.version)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["starts_at"], body["ends_at"] = _iso(self.starts_at), _iso(self.ends_at)
+        return body
+
+
+class AlertStore(Protocol):
+    def active(self, key: str) -> Alert | None: ...
+
+    def save(self, alert: Alert) -> None: ...
+
+    def add_attempt(self, alert_id: str, attempt: Attempt) -> None: ...
+
+    def get(self, alert_id: str) -> Alert | None: ...
+
+    def query(
+        self, *, model: str | None = None, status: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[Alert]: ...
+
+    def put_silence(self, silence: Silence) -> None: ...
+
+    def silences(self, now: datetime | None = None) -> list[Silence]:
+        """Silences still in force at ``now`` (every silence when None)."""
+
+    def delete_silence(self, silence_id: str) -> bool: ...
+
+
+class DuckDBAlerts:
+    """Alerts and silences in the embedded store."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        with store.transaction() as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS _alerts (id VARCHAR PRIMARY KEY, key VARCHAR NOT NULL, rule VARCHAR,"
+                " model VARCHAR, version VARCHAR, status VARCHAR, started_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,"
+                " body JSON)"
+            )
+            con.execute("CREATE TABLE IF NOT EXISTS _silences (id VARCHAR PRIMARY KEY, ends_at TIMESTAMPTZ, body JSON)")
+
+    def _load(self, body: str) -> Alert:
+        data = orjson.loads(body)
+        data["attempts"] = [Attempt.from_json(a) for a in data["attempts"]]
+        for name in ("started_at", "updated_at", "resolved_at", "last_notified_at"):
+            if data[name] is not None:
+                data[name] = datetime.fromisoformat(data[name].replace("Z", "+00:00"))
+        return Alert(**data)
+
+    def save(self, alert: Alert) -> None:
+        with self.store.transaction() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO _alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    alert.id,
+                    alert.key,
+                    alert.rule,
+                    alert.model,
+                    alert.version,
+                    alert.status,
+                    alert.started_at,
+                    alert.updated_at,
+                    orjson.dumps(alert.to_json()).decode(),
+                ],
+            )
+
+    def add_attempt(self, alert_id: str, attempt: Attempt) -> None:
+        # Read-modify-write under the store's write lock: dispatcher threads record attempts concurrently.
+        with self.store.transaction() as con:
+            rows = con.execute("SELECT body FROM _alerts WHERE id = ?", [alert_id]).fetchall()
+            if not rows:
+                return
+            alert = self._load(rows[0][0])
+            alert.attempts.append(attempt)
+            if attempt.ok and attempt.event in ("firing", "repeat"):
+                alert.last_notified_at = max(alert.last_notified_at or attempt.at, attempt.at)
+            con.execute("UPDATE _alerts SET body = ? WHERE id = ?", [orjson.dumps(alert.to_json()).decode(), alert_id])
+
+    def active(self, key: str) -> Alert | None:
+        rows = (
+            self.store.cursor()
+            .execute("SELECT body FROM _alerts WHERE key = ? AND status = 'firing' ORDER BY started_at DESC", [key])
+            .fetchall()
+        )
+        return self._load(rows[0][0]) if rows else None
+
+    def get(self, alert_id: str) -> Alert | None:
+        rows = self.store.cursor().execute("SELECT body FROM _alerts WHERE id = ?", [alert_id]).fetchall()
+        return self._load(rows[0][0]) if rows else None
+
+    def query(
+        self, *, model: str | None = None, status: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[Alert]:
+        where, params = ["TRUE"], []  # type: list[str], list[Any]
+        for sql, value in (("model = ?", model), ("status = ?", status), ("updated_at >= ?", since)):
+            if value is not None:
+                where.append(sql)
+                params.append(value)
+        rows = (
+            self.store.cursor()
+            .execute(
+                f"SELECT body FROM _alerts WHERE {' AND '.join(where)} ORDER BY started_at DESC LIMIT ?",
+                [*params, limit],
+            )
+            .fetchall()
+        )
+        return [self._load(r[0]) for r in rows]
+
+    def put_silence(self, silence: Silence) -> None:
+        with self.store.transaction() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO _silences VALUES (?, ?, ?)",
+                [silence.id, silence.ends_at, orjson.dumps(silence.to_json()).decode()],
+            )
+
+    def silences(self, now: datetime | None = None) -> list[Silence]:
+        sql, params = "SELECT body FROM _silences", []  # type: str, list[Any]
+        if now is not None:
+            sql += " WHERE ends_at > ?"
+            params.append(now)
+        rows = self.store.cursor().execute(sql + " ORDER BY ends_at", params).fetchall()
+        out = []
+        for (body,) in rows:
+            data = orjson.loads(body)
+            for name in ("starts_at", "ends_at"):
+                data[name] = datetime.fromisoformat(data[name].replace("Z", "+00:00"))
+            silence = Silence(**data)
+            if now is None or silence.starts_at <= now:
+                out.append(silence)
+        return out
+
+    def delete_silence(self, silence_id: str) -> bool:
+        with self.store.transaction() as con:
+            found = con.execute("SELECT count(*) FROM _silences WHERE id = ?", [silence_id]).fetchall()[0][0]
+            con.execute("DELETE FROM _silences WHERE id = ?", [silence_id])
+        return bool(found)
+
+
+def new_silence(
+    *,
+    model: str,
+    rule: str,
+    version: str,
+    duration_seconds: float,
+    reason: str,
+    created_by: str = "",
+    starts_at: datetime | None = None,
+) -> Silence:
+    from datetime import timedelta
+
+    start = starts_at or datetime.now(UTC)
+    return Silence(
+        str(uuid.uuid4()), model, rule, version, start, start + timedelta(seconds=duration_seconds), reason, created_by
+    )
+
+
+def alerts_json(alerts: Sequence[Alert]) -> list[dict[str, Any]]:
+    return [a.to_json() for a in alerts]
