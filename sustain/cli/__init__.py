@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from sustain.cli import alerts, core, drift, export, indicators  # noqa: F401 - importing registers the subcommands
+from sustain.cli import alerts, core, demo, drift, export, indicators  # noqa: F401 - importing registers the subcommands
 from sustain.cli.app import app, err
 from sustain.errors import SustainError
 
