@@ -71,6 +71,9 @@ class Registry:
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         with contextlib.redirect_stderr(io.StringIO()):
+            # Artifacts next to the registry, not in ./mlruns of whatever directory the demo was started from.
+            if mlflow.get_experiment_by_name("sustain-demo") is None:
+                mlflow.create_experiment("sustain-demo", artifact_location=(self.directory / "artifacts").as_uri())
             mlflow.set_experiment("sustain-demo")
 
     def register(self, model: Any, metrics: dict[str, float]) -> str:

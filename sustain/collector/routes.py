@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -245,7 +246,7 @@ async def readyz(ctx: Ctx) -> JSON:
 
 @router.get("/metrics", dependencies=[Read], tags=["health"], summary="Prometheus metrics")
 async def metrics(ctx: Ctx) -> Response:
-    chunks = [generate_latest(ctx.metrics.registry)]
-    for extra in ctx.services.get("metrics_registries", []):
-        chunks.append(generate_latest(extra))
-    return PlainTextResponse(b"".join(chunks), media_type=CONTENT_TYPE_LATEST)
+    registries = [ctx.metrics.registry, *ctx.services.get("metrics_registries", [])]
+    # Indicator metrics read the store at scrape time (a network query on Elasticsearch): off the event loop.
+    body = await asyncio.to_thread(lambda: b"".join(generate_latest(r) for r in registries))
+    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
