@@ -9,6 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 ES_TYPES := tests/es_types/node_modules/.installed
+ELASTALERT := .cache/elastalert-venv/.requirements.sha256
 
 .PHONY: run test venv lint typecheck unit bench bench-drift clean
 
@@ -26,7 +27,7 @@ run: $(STAMP)
 	$(BIN)/sustain serve --config examples/sustain.yaml --demo-traffic --host $(HOST) --port $(PORT)
 
 ## make test: install what tests need, then lint, type checks and the whole suite.
-test: $(STAMP) $(ES_TYPES)
+test: $(STAMP) $(ES_TYPES) $(ELASTALERT)
 	$(MAKE) lint typecheck unit
 
 # Elastic's published TypeScript API types and tsc: every generated Elasticsearch body is checked against them.
@@ -34,6 +35,11 @@ $(ES_TYPES): tests/es_types/package.json tests/es_types/package-lock.json
 	@command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
 	cd tests/es_types && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(ES_TYPES)
+
+# ElastAlert2 2.31 (Python 3.12, pins elasticsearch 7.10.1) in a venv of its own: exported rules are loaded by it.
+$(ELASTALERT): tests/elastalert/requirements.txt tests/elastalert/setup_venv.sh
+	bash tests/elastalert/setup_venv.sh
+	@touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check sustain tests benchmarks examples
@@ -53,4 +59,4 @@ bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift.py --setup
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data
+	rm -rf $(VENV) .cache .mypy_cache .pytest_cache .ruff_cache data tests/es_types/node_modules

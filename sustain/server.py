@@ -21,6 +21,7 @@ from sustain.collector.metrics import ServiceMetrics
 from sustain.collector.responses import JSON, json_response
 from sustain.collector.routes import router as collector_router
 from sustain.collector.service import Collector
+from sustain.dashboards.prometheus import indicator_registry
 from sustain.errors import Overloaded, SustainError, Unauthorized
 from sustain.settings import Settings
 from sustain.spec_loader import load_config
@@ -65,6 +66,8 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
         engine = services.get("engine")
         if engine is not None:
             collector.on_reference = engine.on_reference
+        if "engine" in services:
+            services["metrics_registries"] = [indicator_registry(services)]
     return AppContext(
         settings=settings,
         store=store,
