@@ -126,3 +126,13 @@ def test_progress_is_reported(files) -> None:
     labels = [label for label, _ in seen]
     assert "reading the reference" in labels and "scanning the current data" in labels
     assert seen[-1][1] == 1.0
+
+
+def test_wasserstein_method(files) -> None:
+    result = run(str(files["ref"]), str(files["drifted"]), "--json", "--method", "wasserstein")
+    assert result.returncode == 1, result.stderr
+    rows = {r["column"]: r for r in json.loads(result.stdout)}
+    assert rows["age"]["method"] == "wasserstein (calibrated)" and rows["age"]["drifted"]
+    assert rows["age"]["value"] == pytest.approx(0.3, abs=0.05)  # the mean moved 3 of sd 10
+    assert rows["plan"]["method"] == "js (calibrated)"
+    assert not rows["income"]["drifted"] and not rows["visits"]["drifted"]

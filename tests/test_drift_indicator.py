@@ -188,3 +188,30 @@ def test_multivariate_drift_sees_a_correlation_flip_the_marginals_hide(tmp_path)
     flipped = joint[T0 + timedelta(hours=1)].value
     assert flipped is not None and flipped > 0.5
     assert marginal[T0 + timedelta(hours=1)].status == "ok"  # no single feature moved
+
+
+def test_wasserstein_reads_in_reference_standard_deviations(engine) -> None:
+    """``method: wasserstein`` is the normed earth mover's distance: a 0.4-sd shift reads about 0.4, categories
+    and booleans keep their own distances, and undrifted features stay quiet."""
+    spec = model_spec(["1h"], [{"type": "drift", "params": {"method": "wasserstein"}}])
+    eng, model = engine(spec)
+    load(eng.store, spec, model, 5000, T0, timedelta(hours=1), {"x2": 0.4})
+    eng.step()
+    docs = {d.feature: d for d in eng.documents.query(IndicatorQuery("m", indicator="drift", limit=1000))}
+    x2 = docs["x2"]
+    assert x2.method == "wasserstein (calibrated)" and x2.status == "alert"
+    assert x2.value == pytest.approx(0.4, abs=0.06)
+    assert {f for f, d in docs.items() if d.status == "alert" and f is not None} <= {"x2", "p"}
+    assert docs["x0"].method == "wasserstein (calibrated)" and docs["x0"].status == "ok"
+    assert docs["x0"].value is not None and docs["x0"].value < 0.1
+    assert docs["plan"].method == "js (calibrated)" and docs["flag"].method == "tv (calibrated)"
+
+
+def test_wasserstein_on_a_constant_reference_falls_back() -> None:
+    from sustain.indicators.decide import distance_for, distance_function
+
+    assert distance_for("wasserstein", "numeric", [0.0]) == "psi"
+    assert distance_for("wasserstein", "categorical", None) == "js"
+    assert distance_for("wasserstein", "numeric", [0.0, 1.0]) == "wasserstein"
+    with pytest.raises(ValueError, match="two interior edges"):
+        distance_function("wasserstein", None)

@@ -18,7 +18,12 @@ def drift(
     json_out: JsonOpt = False,
     alpha: Annotated[float, typer.Option(help="false-alarm budget: chance of any alert on undrifted data")] = 0.01,
     correction: Annotated[str, typer.Option(help="bh, bonferroni, holm or none")] = "bh",
-    method: Annotated[str, typer.Option(help="auto (psi / js / tv by kind), psi, js, hellinger, kl or tv")] = "auto",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="auto (psi / js / tv by kind), psi, js, hellinger, kl, tv or wasserstein (numeric columns; normed by the reference sd)"
+        ),
+    ] = "auto",
     test: Annotated[str, typer.Option(help="auto, calibrated, ks, cvm, ad, chi2, z or fisher")] = "auto",
     bins: Annotated[int, typer.Option(help="quantile bins per numeric column")] = 20,
     min_effect: Annotated[float | None, typer.Option(help="smallest distance worth flagging")] = None,

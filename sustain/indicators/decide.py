@@ -23,15 +23,30 @@ Status = Literal["ok", "warn", "alert", "insufficient"]
 Correction = Literal["bh", "bonferroni", "holm", "none"]
 
 # The smallest effect worth an alert: about a 0.1-standard-deviation shift of a normal feature.
-MIN_EFFECT: dict[str, float] = {"psi": 0.01, "js": 0.04, "hellinger": 0.035, "kl": 0.005, "tv": 0.02}
+MIN_EFFECT: dict[str, float] = {
+    "psi": 0.01,
+    "js": 0.04,
+    "hellinger": 0.035,
+    "kl": 0.005,
+    "tv": 0.02,
+    "wasserstein": 0.1,  # normed by the reference standard deviation: a 0.1-sd shift by construction
+}
 DISTANCE_NAMES = tuple(MIN_EFFECT)
+# Distances defined only on ordered bins; other kinds of column fall back to their default distance.
+NUMERIC_ONLY = frozenset({"wasserstein"})
 SAMPLE_TESTS = ("ks", "cvm", "ad")
 TESTS = ("auto", "calibrated", "chi2", "z", "fisher", *SAMPLE_TESTS)
 
 
-def distance_function(name: str) -> Callable[[Counts, Counts], float]:
+def distance_function(name: str, edges: Sequence[float] | None = None) -> Callable[[Counts, Counts], float]:
+    """The distance ``name`` between two count vectors; ``wasserstein`` needs the interior bin ``edges``."""
     from sustain.indicators.stats import binned
 
+    if name == "wasserstein":
+        if edges is None or len(edges) < 2:
+            raise ValueError("the wasserstein distance needs numeric bins with at least two interior edges")
+        bounds = np.asarray(edges, dtype=float)
+        return lambda ref, cur: binned.wasserstein_normed(ref, cur, bounds)
     table: dict[str, Callable[[Counts, Counts], float]] = {
         "psi": binned.psi,
         "js": binned.js_distance,
@@ -44,6 +59,16 @@ def distance_function(name: str) -> Callable[[Counts, Counts], float]:
 
 def default_distance(kind: str) -> str:
     return {"categorical": "js", "boolean": "tv"}.get(kind, "psi")
+
+
+def distance_for(method: str, kind: str, edges: Sequence[float] | None = None) -> str:
+    """The distance a column is judged with: ``method`` unless it is ``auto`` or cannot apply to this column
+    (Wasserstein on categories, or on a numeric column whose reference is nearly constant)."""
+    if method == "auto":
+        return default_distance(kind)
+    if method in NUMERIC_ONLY and (kind != "numeric" or edges is None or len(edges) < 2):
+        return default_distance(kind)
+    return method
 
 
 def choose_test(test: str, kind: str, n: int, exact_max: int, ref_counts: Counts, cur_counts: Counts) -> str:
@@ -109,12 +134,15 @@ def assess(
     seed: int,
     samples: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
     true_index: Sequence[int] = (),
+    edges: Sequence[float] | None = None,
 ) -> Assessment:
     """Effect size and p-value of one column. ``test`` is already chosen (see :func:`choose_test`); a sample
-    test without ``samples`` falls back to the calibrated distance."""
+    test without ``samples`` falls back to the calibrated distance. ``edges`` (the interior bin edges of a
+    numeric column) are needed by the Wasserstein distance only."""
     n = int(cur_counts.sum())
     out = Assessment(name, kind, n, distance=distance, floor=floor, test=test)
-    out.value = distance_function(distance)(ref_counts, cur_counts)
+    measure = distance_function(distance, edges)
+    out.value = measure(ref_counts, cur_counts)
     out.details["n_ref"] = int(ref_counts.sum())
     if test in SAMPLE_TESTS and samples is None:
         test = out.test = "calibrated"
@@ -147,7 +175,7 @@ def assess(
     else:
         from sustain.indicators.stats.calibration import null_distribution
 
-        null = null_distribution(ref_counts, n, distance_function(distance), draws=draws, seed=seed)
+        null = null_distribution(ref_counts, n, measure, draws=draws, seed=seed)
         out.p_value = moment_matched_sf(null, out.value)
         out.details["null_mean"] = float(np.mean(null))
         out.details["empirical_p"] = float((1 + np.sum(null >= out.value)) / (1 + len(null)))

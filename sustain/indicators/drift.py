@@ -40,7 +40,7 @@ from sustain.indicators.decide import (
     assess,
     choose_test,
     decide,
-    default_distance,
+    distance_for,
     insufficient,
 )
 from sustain.transforms.plan import ColumnPlan
@@ -120,7 +120,8 @@ class DataDrift(Indicator):
             return insufficient(col.feature, col.kind, n, f"{n} values, fewer than min_samples={self.min_samples}")
         if ref_counts.sum() == 0:
             return insufficient(col.feature, col.kind, n, "the reference has no values")
-        distance = self.method if self.method != "auto" else default_distance(col.kind)
+        edges = ref.edges if col.kind == "numeric" else None
+        distance = distance_for(self.method, col.kind, edges)
         test = choose_test(self.test, col.kind, n, self.exact_max, ref_counts, cur_counts)
         sample = samples.get(col.column)
         pair = None
@@ -143,6 +144,7 @@ class DataDrift(Indicator):
             seed=ctx.seed,
             samples=pair,
             true_index=[i for i, k in enumerate(keys) if k in ("true", OTHER)],
+            edges=edges,
         )
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:

@@ -27,7 +27,7 @@ from sustain.indicators.decide import (
     assess,
     choose_test,
     decide,
-    default_distance,
+    distance_for,
     insufficient,
 )
 
@@ -308,7 +308,7 @@ class DriftReport:
         n = int(cur_counts.sum())
         if n == 0 or ref_counts.sum() == 0:
             return insufficient(c.name, c.kind, n, "no values on one side")
-        distance = self.method if self.method != "auto" else default_distance(c.kind)
+        distance = distance_for(self.method, c.kind, edges)
         test = choose_test(self.test, c.kind, n, self.exact_max, ref_counts, cur_counts)
         result = assess(
             c.name,
@@ -325,6 +325,7 @@ class DriftReport:
             seed=self.seed + i,
             samples=samples.get(c.name),
             true_index=[k for k, key in enumerate(keys) if key in ("true", "__other__")],
+            edges=edges if c.kind == "numeric" else None,
         )
         result.details["missing"] = int(cur[f"m{i}"])
         return result
