@@ -81,10 +81,33 @@ def test_ks_statistic_matches_direct_ecdf_computation(name: str, x: np.ndarray, 
 # --------------------------------------------------------------------------- CvM
 
 
-@pytest.mark.parametrize(("name", "x", "y"), DATASETS, ids=IDS)
-def test_cramer_von_mises_matches_scipy(name: str, x: np.ndarray, y: np.ndarray) -> None:
+def _has_ties(x: np.ndarray, y: np.ndarray) -> bool:
+    return bool(np.unique(np.concatenate([x, y])).size < x.size + y.size)
+
+
+@pytest.mark.parametrize(("name", "x", "y"), [d for d in DATASETS if not _has_ties(d[1], d[2])])
+def test_cramer_von_mises_matches_scipy_without_ties(name: str, x: np.ndarray, y: np.ndarray) -> None:
     expected = stats.cramervonmises_2samp(x, y)
     _check(cramer_von_mises(x, y), expected.statistic, expected.pvalue, "cramer_von_mises", x, y)
+
+
+@pytest.mark.parametrize(("name", "x", "y"), DATASETS, ids=IDS)
+def test_cramer_von_mises_statistic_is_the_ecdf_definition(name: str, x: np.ndarray, y: np.ndarray) -> None:
+    grid, multiplicity = np.unique(np.concatenate([x, y]), return_counts=True)
+    fx = np.searchsorted(np.sort(x), grid, side="right") / x.size
+    fy = np.searchsorted(np.sort(y), grid, side="right") / y.size
+    expected = x.size * y.size / (x.size + y.size) ** 2 * np.sum(multiplicity * (fx - fy) ** 2)
+    assert cramer_von_mises(x, y).statistic == pytest.approx(expected, rel=REL, abs=1e-12)
+
+
+def test_cramer_von_mises_keeps_its_level_on_discrete_data() -> None:
+    """SciPy's midrank formula rejects nearly every pair of same-Poisson samples; ties must not inflate T."""
+    rng = np.random.default_rng(7)
+    draws = 300
+    p = np.array([cramer_von_mises(rng.poisson(5.5, 3000), rng.poisson(5.5, 180)).p_value for _ in range(draws)])
+    assert (p < 0.05).mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / draws)
+    shifted = [cramer_von_mises(rng.poisson(5.5, 3000), rng.poisson(6.5, 180)).p_value for _ in range(50)]
+    assert np.mean(np.array(shifted) < 0.05) > 0.9  # and it still sees a real shift
 
 
 def test_cramer_von_mises_needs_two_observations_per_sample() -> None:
