@@ -126,7 +126,7 @@ def _cvm_limit_cdf(x: float) -> float:
         term *= math.sqrt(y) * math.exp(-q) * float(kv(0.25, q))
         total += term
         if abs(term) < 1e-7:
-            return total
+            return float(total)
         k += 1
 
 
