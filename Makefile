@@ -10,6 +10,7 @@ PORT ?= 8000
 
 ES_TYPES := tests/es_types/node_modules/.installed
 ELASTALERT := .cache/elastalert-venv/.requirements.sha256
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test venv lint typecheck unit bench bench-drift clean
 
@@ -27,8 +28,12 @@ run: $(STAMP)
 	$(BIN)/sustain serve --config examples/sustain.yaml --demo-traffic --host $(HOST) --port $(PORT)
 
 ## make test: install what tests need, then lint, type checks and the whole suite.
-test: $(STAMP) $(ES_TYPES) $(ELASTALERT)
+test: $(STAMP) $(ES_TYPES) $(ELASTALERT) $(CHROMIUM)
 	$(MAKE) lint typecheck unit
+
+# The web UI tests drive the distribution's Chromium through Playwright (no browser download at run time).
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
 
 # Elastic's published TypeScript API types and tsc: every generated Elasticsearch body is checked against them.
 $(ES_TYPES): tests/es_types/package.json tests/es_types/package-lock.json

@@ -35,6 +35,8 @@ def _seed_reference(ctx: AppContext, model: SyntheticModel) -> None:
         return
     parsed = to_layout(spec, pa.table(model.reference(5000)))
     ctx.writer.submit(lambda: ctx.store.put_reference(spec.name, version, parsed.table)).result(timeout=60)
+    if ctx.collector.on_reference is not None:  # profile it, as an upload over HTTP would
+        ctx.collector.on_reference(spec.name, version)
 
 
 def start_demo_traffic(ctx: AppContext) -> Callable[[], None]:

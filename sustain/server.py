@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sustain.api.alerts import router as alerts_router
+from sustain.api.dashboard import router as dashboard_router
 from sustain.api.indicators import router as indicators_router
 from sustain.collector.bodies import InflightBudget
 from sustain.collector.context import AppContext
@@ -22,6 +23,7 @@ from sustain.collector.responses import JSON, json_response
 from sustain.collector.routes import router as collector_router
 from sustain.collector.service import Collector
 from sustain.dashboards.prometheus import indicator_registry
+from sustain.dashboards.routes import router as pages_router
 from sustain.errors import Overloaded, SustainError, Unauthorized
 from sustain.settings import Settings
 from sustain.spec_loader import load_config
@@ -217,6 +219,8 @@ def create_app(
     app.include_router(collector_router)
     app.include_router(indicators_router)
     app.include_router(alerts_router)
+    app.include_router(dashboard_router)
+    app.include_router(pages_router)
     return app
 
 

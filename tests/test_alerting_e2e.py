@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from sustain.alerting.signing import verify
 from sustain.spec_loader import load_config_text
 from sustain.synthetic import SyntheticModel
-from tests.helpers import Receiver, ServerProcess
+from tests.helpers import Receiver, ServerProcess, wait_for
 
 SPEC = """
 models:
@@ -72,16 +72,6 @@ class Traffic:
 
 def alerts(url: str) -> list[dict]:
     return httpx.get(f"{url}/v1/alerts", params={"model": "fraud"}).json()["alerts"]
-
-
-def wait_for(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s")
 
 
 def test_drift_fires_one_signed_retrain_and_resolves(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,17 +13,7 @@ import pyarrow.parquet as pq
 
 from sustain.spec_loader import load_config_text
 from sustain.synthetic import SyntheticModel
-from tests.helpers import CHURN_YAML, ServerProcess, write_spec
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
+from tests.helpers import CHURN_YAML, ServerProcess, wait_for, write_spec
 
 
 def test_indicators_appear_in_the_api_and_the_cli(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ def drift(
     method: Annotated[
         str,
         typer.Option(
-            help="auto (psi / js / tv by kind), psi, js, hellinger, kl, tv or wasserstein (numeric columns; normed by the reference sd)"
+            help="auto (psi / js / tv by kind), psi, js, hellinger, kl, tv, "
+            "or wasserstein (numbers only, in reference standard deviations)"
         ),
     ] = "auto",
     test: Annotated[str, typer.Option(help="auto, calibrated, ks, cvm, ad, chi2, z or fisher")] = "auto",
