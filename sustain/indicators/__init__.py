@@ -17,8 +17,26 @@ its module under ``plugins:`` in the monitor spec.
 
 from __future__ import annotations
 
-from sustain.indicators.base import Indicator, IndicatorValue, Status
-from sustain.indicators.context import WindowContext
-from sustain.indicators.registry import indicators, register
+from typing import TYPE_CHECKING
+
+from sustain._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from sustain.indicators.base import Indicator, IndicatorValue, Status
+    from sustain.indicators.context import WindowContext
+    from sustain.indicators.registry import indicators, register
+
+# Names load on first use: the window context pulls in pyarrow and the transforms, which the one-shot
+# ``sustain drift`` report (it imports ``sustain.indicators.decide``) does not need.
+_HOME = {
+    "Indicator": "base",
+    "IndicatorValue": "base",
+    "Status": "base",
+    "WindowContext": "context",
+    "indicators": "registry",
+    "register": "registry",
+}
 
 __all__ = ["Indicator", "IndicatorValue", "Status", "WindowContext", "indicators", "register"]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _HOME, __all__, globals())
