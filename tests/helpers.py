@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -50,6 +50,22 @@ def wait_for(predicate: Callable[[], T | None], timeout: float = 30.0, what: str
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def put_parquet_reference(client: Any, model: str, version: str, table: Any) -> httpx.Response:
+    """Upload a pyarrow table as the model's reference, as Parquet (``client`` is an httpx client or a TestClient)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return client.put(
+        f"/v1/models/{model}/reference",
+        params={"version": version},
+        content=buffer.getvalue(),
+        headers={"content-type": "application/vnd.apache.parquet"},
+    )
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from sustain.spec_loader import load_config_text
 from sustain.synthetic import SyntheticModel
-from tests.helpers import CHURN_YAML, ServerProcess, wait_for, write_spec
+from tests.helpers import CHURN_YAML, ServerProcess, put_parquet_reference, wait_for, write_spec
 
 
 def test_indicators_appear_in_the_api_and_the_cli(tmp_path: Path) -> None:
@@ -25,13 +25,8 @@ def test_indicators_appear_in_the_api_and_the_cli(tmp_path: Path) -> None:
     env = {"SUSTAIN_TRANSFORM_INTERVAL": "0.5", "SUSTAIN_INDICATOR_INTERVAL": "0.5"}
     server = ServerProcess(tmp_path, write_spec(tmp_path), env=env).start()
     try:
-        with open(reference, "rb") as fh:
-            r = httpx.put(
-                f"{server.url}/v1/models/churn/reference",
-                params={"version": "1"},
-                content=fh.read(),
-                headers={"content-type": "application/vnd.apache.parquet"},
-            )
+        with httpx.Client(base_url=server.url) as client:
+            r = put_parquet_reference(client, "churn", "1", pq.read_table(reference))
         assert r.status_code == 200, r.text
         events = model.events(3000, {"age": 2.0})
         assert httpx.post(f"{server.url}/v1/models/churn/events", json=events, timeout=30).status_code == 200

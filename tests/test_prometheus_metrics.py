@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
@@ -30,6 +28,7 @@ from sustain.server import create_app
 from sustain.settings import Settings
 from sustain.spec_loader import load_config_text
 from sustain.synthetic import SyntheticModel
+from tests.helpers import put_parquet_reference
 
 GRAFANA = Path(__file__).resolve().parent.parent / "examples" / "grafana-dashboard.json"
 SPEC = """
@@ -83,14 +82,7 @@ def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
     model = SyntheticModel(spec, seed=3)
     with TestClient(create_app(settings)) as client:
         ctx = client.app.state.sustain  # type: ignore[attr-defined]
-        buffer = io.BytesIO()
-        pq.write_table(pa.table(model.reference(2000)), buffer)
-        reference = client.put(
-            "/v1/models/shop/reference",
-            params={"version": "1"},
-            content=buffer.getvalue(),
-            headers={"content-type": "application/vnd.apache.parquet"},
-        )
+        reference = put_parquet_reference(client, "shop", "1", pa.table(model.reference(2000)))
         assert reference.status_code == 200, reference.text
         posted = client.post("/v1/models/shop/events", json=model.events(600, {"amount": 2.0}))
         assert posted.status_code == 200, posted.text

@@ -9,7 +9,6 @@ pages are then read back: the numbers plotted must be the numbers logged.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Iterator
@@ -20,14 +19,13 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import BrowserContext
 
 from sustain.spec_loader import load_config_text
 from sustain.synthetic import SyntheticModel
 from tests.browser import ARTIFACTS, REPO, Watched, chromium, chromium_path
-from tests.helpers import Receiver, ServerProcess, wait_for, write_spec
+from tests.helpers import Receiver, ServerProcess, put_parquet_reference, wait_for, write_spec
 
 SPEC = """
 models:
@@ -115,14 +113,7 @@ def epoch(plotted: str) -> int:
 def _log_demo_data(loaded: Loaded, model: SyntheticModel) -> None:
     auth = {"Authorization": f"Bearer {WRITE}"}
     with httpx.Client(base_url=loaded.url, headers=auth, timeout=60) as client:
-        buffer = io.BytesIO()
-        pq.write_table(pa.table(SyntheticModel(model.spec, seed=1).reference(4000)), buffer)
-        r = client.put(
-            "/v1/models/churn/reference",
-            params={"version": "1"},
-            content=buffer.getvalue(),
-            headers={"content-type": "application/vnd.apache.parquet"},
-        )
+        r = put_parquet_reference(client, "churn", "1", pa.table(SyntheticModel(model.spec, seed=1).reference(4000)))
         assert r.status_code == 200, r.text
         events: list[dict[str, Any]] = []
         labels: list[dict[str, Any]] = []
