@@ -38,6 +38,19 @@ SAMPLE_TESTS = ("ks", "cvm", "ad")
 TESTS = ("auto", "calibrated", "chi2", "z", "fisher", *SAMPLE_TESTS)
 
 
+def check_settings(*, alpha: float, correction: str, method: str = "auto", test: str = "auto") -> None:
+    """Raise ``ValueError`` naming the first drift setting that is not valid (shared by every drift-like
+    indicator and the one-shot report)."""
+    if method != "auto" and method not in DISTANCE_NAMES:
+        raise ValueError(f"method must be auto or one of {', '.join(DISTANCE_NAMES)}, not {method!r}")
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {', '.join(TESTS)}, not {test!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, not {alpha}")
+    if correction not in ("bh", "bonferroni", "holm", "none"):
+        raise ValueError(f"correction must be bh, bonferroni, holm or none, not {correction!r}")
+
+
 def distance_function(name: str, edges: Sequence[float] | None = None) -> Callable[[Counts, Counts], float]:
     """The distance ``name`` between two count vectors; ``wasserstein`` needs the interior bin ``edges``."""
     from sustain.indicators.stats import binned

@@ -31,13 +31,12 @@ import numpy as np
 from sustain.indicators.base import Indicator, IndicatorValue, Status
 from sustain.indicators.context import WindowContext
 from sustain.indicators.decide import (
-    DISTANCE_NAMES,
     MIN_EFFECT,
     SAMPLE_TESTS,
-    TESTS,
     Assessment,
     Correction,
     assess,
+    check_settings,
     choose_test,
     decide,
     distance_for,
@@ -66,14 +65,7 @@ class DataDrift(Indicator):
         exact_max: int = 1000,
         share_threshold: float = 0.0,
     ) -> None:
-        if method != "auto" and method not in DISTANCE_NAMES:
-            raise ValueError(f"method must be auto or one of {', '.join(DISTANCE_NAMES)}, not {method!r}")
-        if test not in TESTS:
-            raise ValueError(f"test must be one of {', '.join(TESTS)}, not {test!r}")
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha must be between 0 and 1, not {alpha}")
-        if correction not in ("bh", "bonferroni", "holm", "none"):
-            raise ValueError(f"correction must be bh, bonferroni, holm or none, not {correction!r}")
+        check_settings(alpha=alpha, correction=correction, method=method, test=test)
         self.method = method
         self.test = test
         self.alpha = alpha

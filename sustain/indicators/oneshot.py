@@ -25,6 +25,7 @@ from sustain.indicators.decide import (
     Assessment,
     Correction,
     assess,
+    check_settings,
     choose_test,
     decide,
     distance_for,
@@ -99,6 +100,7 @@ class DriftReport:
         seed: int = 0,
         threads: int | None = None,
     ) -> None:
+        check_settings(alpha=alpha, correction=correction, method=method, test=test)
         self.alpha = alpha
         self.correction: Correction = correction
         self.method = method

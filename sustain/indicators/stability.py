@@ -24,6 +24,7 @@ from sustain.indicators.decide import (
     Assessment,
     Correction,
     assess,
+    check_settings,
     choose_test,
     decide,
     default_distance,
@@ -46,6 +47,7 @@ class PredictionStability(Indicator):
         draws: int = 400,
         outputs_only: bool = True,
     ) -> None:
+        check_settings(alpha=alpha, correction=correction)
         self.alpha = alpha
         self.correction: Correction = correction
         self.min_samples = min_samples
