@@ -390,15 +390,9 @@ class ElasticsearchStore:
         return reference_table(layout, spec.label.kind if spec.label else None, rows)
 
     def _current_reference(self, model: str, version: str) -> str | None:
-        doc_id = reference_info_id(model, version)
-        response = self.client.call(
-            f"reading reference info of {model!r}",
-            lambda es: es.get(index=self.names.references, id=doc_id),
-            allow=[NOT_FOUND],
-        )
-        if response is None or not response.get("found"):
-            return None
-        return str(response["_source"]["upload"])
+        what = f"reading reference info of {model!r}"
+        source = self.client.get_source(what, self.names.references, reference_info_id(model, version))
+        return None if source is None else str(source["upload"])
 
     def _spec(self, model: str) -> ModelSpec:
         spec = self._specs.get(model)

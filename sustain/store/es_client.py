@@ -148,6 +148,14 @@ class ESClient:
                 return
             after = hits[-1]["sort"]
 
+    def get_source(self, what: str, index: str, doc_id: str) -> dict[str, Any] | None:
+        """The ``_source`` of one document, or None when it (or its index) does not exist."""
+        response = self.call(what, lambda es: es.get(index=index, id=doc_id), allow=[NOT_FOUND])
+        if response is None or not response.get("found"):
+            return None
+        source: dict[str, Any] = response["_source"]
+        return source
+
     def ensure_index(self, what: str, index: str, body: dict[str, Any]) -> None:
         """Create ``index`` with ``body`` unless it exists."""
         self.call(what, lambda es: es.indices.create(index=index, body=body), allow=[ALREADY_EXISTS])

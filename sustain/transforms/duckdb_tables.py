@@ -21,7 +21,7 @@ from sustain.spec import ModelSpec
 from sustain.store.duckdb import DuckDBStore
 from sustain.store.layout import TIMESTAMP, quote
 from sustain.transforms.plan import TransformPlan
-from sustain.transforms.profile import ReferenceProfile
+from sustain.transforms.profile import ReferenceProfile, binning_profile
 from sustain.transforms.window import WindowAggregates, from_long_rows
 
 WINDOW_DDL = (
@@ -102,14 +102,8 @@ class DuckDBWindows:
         return [ReferenceProfile.from_json(r[0]) for r in rows]
 
     def binning_profile(self, spec: ModelSpec) -> ReferenceProfile | None:
-        """The profile whose bins every window of the model uses: the spec's reference version, else the
-        first reference uploaded."""
-        profiles = self.list_profiles(spec.name)
-        if spec.reference.version is not None:
-            for p in profiles:
-                if p.version == spec.reference.version:
-                    return p
-        return profiles[0] if profiles else None
+        """The spec's reference version, else the first reference uploaded."""
+        return binning_profile(self.list_profiles(spec.name), spec.reference.version)
 
     # -- checkpoints and partials -----------------------------------------------------------------
     def get_checkpoint(self, transform: str) -> Checkpoint | None:

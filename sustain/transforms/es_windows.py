@@ -59,7 +59,7 @@ from sustain.transforms.es_windows_bodies import (
     windows_search,
 )
 from sustain.transforms.plan import TransformPlan, plan_for
-from sustain.transforms.profile import ReferenceProfile
+from sustain.transforms.profile import ReferenceProfile, binning_profile
 from sustain.transforms.runner_report import RunReport
 from sustain.transforms.window import WindowAggregates
 
@@ -90,15 +90,9 @@ class ESWindowStore:
         )
 
     def get_profile(self, model: str, version: str) -> ReferenceProfile | None:
-        doc_id = profile_id(model, version)
-        response = self.client.call(
-            f"reading the profile of {model!r} version {version!r}",
-            lambda es: es.get(index=self.names.profiles, id=doc_id),
-            allow=[NOT_FOUND],
-        )
-        if response is None or not response.get("found"):
-            return None
-        return _profile(response["_source"])
+        what = f"reading the profile of {model!r} version {version!r}"
+        source = self.client.get_source(what, self.names.profiles, profile_id(model, version))
+        return None if source is None else _profile(source)
 
     def list_profiles(self, model: str) -> list[ReferenceProfile]:
         hits = self.client.search_all(
@@ -107,13 +101,8 @@ class ESWindowStore:
         return [_profile(hit["_source"]) for hit in hits]
 
     def binning_profile(self, spec: ModelSpec) -> ReferenceProfile | None:
-        """The spec's reference version, else the first reference uploaded (as the embedded engine)."""
-        profiles = self.list_profiles(spec.name)
-        if spec.reference.version is not None:
-            for p in profiles:
-                if p.version == spec.reference.version:
-                    return p
-        return profiles[0] if profiles else None
+        """The spec's reference version, else the first reference uploaded."""
+        return binning_profile(self.list_profiles(spec.name), spec.reference.version)
 
     # -- windows ------------------------------------------------------------------------------------
     def read_windows(

@@ -120,6 +120,16 @@ class ReferenceProfile:
         return np.asarray(values, dtype=np.float64)
 
 
+def binning_profile(profiles: list[ReferenceProfile], version: str | None) -> ReferenceProfile | None:
+    """The profile whose bins every window of a model uses: ``version`` (the spec's reference version) when it
+    is among ``profiles``, else the first reference uploaded (``profiles`` are oldest first)."""
+    if version is not None:
+        for p in profiles:
+            if p.version == version:
+                return p
+    return profiles[0] if profiles else None
+
+
 def _quantile_edges(values: npt.NDArray[np.float64], bins: int) -> list[float]:
     distinct = np.unique(values)
     if len(distinct) <= bins:
