@@ -186,17 +186,9 @@ def _threshold(spec: ModelSpec, rule: AlertRule, leaf: Threshold, window: str) -
         ]
         if leaf.feature == "any":
             notes.append("With feature: any they may be different features, even of one window.")
-        body = {
-            "type": "frequency",
-            "num_events": leaf.for_,
-            "timeframe": timeframe(seconds * leaf.for_),
-            "buffer_time": timeframe(max(seconds * leaf.for_, MIN_BUFFER_SECONDS)),
-            "filter": filters,
-        }
-        return _Leaf(_keyed(body, versions), "value", doc_fields, notes)
+        return _Leaf(_keyed(_matching(filters, leaf.for_, seconds), versions), "value", doc_fields, notes)
     if leaf.status is not None:
-        body = {"type": "any", "buffer_time": timeframe(max(seconds, MIN_BUFFER_SECONDS)), "filter": filters}
-        return _Leaf(_keyed(body, versions), "value", doc_fields)
+        return _Leaf(_keyed(_matching(filters, 1, seconds), versions), "value", doc_fields)
     above = leaf.above is not None
     agg = "max" if above else "min"
     keys = (["feature"] if leaf.feature == "any" else []) + versions
@@ -223,16 +215,20 @@ def _drift_share(leaf: Threshold, base: list[dict[str, Any]], versions: list[str
     fields = _jinja(["version"])
     if leaf.for_ > 1:
         notes.append(f"for: {leaf.for_} is approximated as {leaf.for_} such windows within {leaf.for_} windows.")
-        body = {
-            "type": "frequency",
-            "num_events": leaf.for_,
-            "timeframe": timeframe(seconds * leaf.for_),
-            "buffer_time": timeframe(max(seconds * leaf.for_, MIN_BUFFER_SECONDS)),
-            "filter": filters,
-        }
-        return _Leaf(_keyed(body, versions), "value", fields, notes)
-    body = {"type": "any", "buffer_time": timeframe(max(seconds, MIN_BUFFER_SECONDS)), "filter": filters}
-    return _Leaf(_keyed(body, versions), "value", fields, notes)
+    return _Leaf(_keyed(_matching(filters, leaf.for_, seconds), versions), "value", fields, notes)
+
+
+def _matching(filters: list[dict[str, Any]], windows: int, seconds: float) -> dict[str, Any]:
+    """A rule on matching window documents: ``any`` for one window, ``frequency`` (N within N windows) for more."""
+    if windows <= 1:
+        return {"type": "any", "buffer_time": timeframe(max(seconds, MIN_BUFFER_SECONDS)), "filter": filters}
+    return {
+        "type": "frequency",
+        "num_events": windows,
+        "timeframe": timeframe(seconds * windows),
+        "buffer_time": timeframe(max(seconds * windows, MIN_BUFFER_SECONDS)),
+        "filter": filters,
+    }
 
 
 def _percentage(leaf: Threshold, base: list[dict[str, Any]], versions: list[str], seconds: float) -> _Leaf:
