@@ -80,41 +80,22 @@ class Dispatcher:
         attempts = action.retries + 1
         for attempt in range(1, attempts + 1):
             started = time.perf_counter()
+            ok, retry = False, False
             try:
                 detail = action.run(event)
+                ok = True
             except ActionFailed as exc:
-                self._record(
-                    event.alert,
-                    action.name,
-                    action.type,
-                    event.kind,
-                    False,
-                    exc.message,
-                    attempt,
-                    time.perf_counter() - started,
-                )
-                if not exc.retry or attempt == attempts:
+                detail, retry = exc.message, exc.retry
+                if not retry or attempt == attempts:
                     log.warning("action %s for alert %s failed for good: %s", action.name, event.alert.id, exc.message)
-                    return
-                self.sleep(action.backoff * 2 ** (attempt - 1))
-                continue
             except Exception as exc:  # a broken action plugin: record it, never crash the worker
-                self._record(
-                    event.alert,
-                    action.name,
-                    action.type,
-                    event.kind,
-                    False,
-                    f"{type(exc).__name__}: {exc}",
-                    attempt,
-                    time.perf_counter() - started,
-                )
+                detail = f"{type(exc).__name__}: {exc}"
                 log.exception("action %s crashed", action.name)
+            elapsed = time.perf_counter() - started
+            self._record(event.alert, action.name, action.type, event.kind, ok, detail, attempt, elapsed)
+            if ok or not retry or attempt == attempts:
                 return
-            self._record(
-                event.alert, action.name, action.type, event.kind, True, detail, attempt, time.perf_counter() - started
-            )
-            return
+            self.sleep(action.backoff * 2 ** (attempt - 1))
 
     def _record(
         self,
