@@ -112,21 +112,18 @@ class ChangeDetector(Indicator):
                 details={"z": z, "note": "this window was already fed to the detector"},
             )
             return
-        if ctx.partial or value is None or not math.isfinite(value):
-            reason = "the window is still open" if ctx.partial else "no value to watch in this window"
-            yield IndicatorValue(
-                self.feature, value, status="insufficient", method=label, metric=self.metric, details={"reason": reason}
+
+        def insufficient(reason: str) -> IndicatorValue:
+            details = {"reason": reason}
+            return IndicatorValue(
+                self.feature, value, status="insufficient", method=label, metric=self.metric, details=details
             )
+
+        if ctx.partial or value is None or not math.isfinite(value):
+            yield insufficient("the window is still open" if ctx.partial else "no value to watch in this window")
             return
         if series.last is not None and start < series.last:
-            yield IndicatorValue(
-                self.feature,
-                value,
-                status="insufficient",
-                method=label,
-                metric=self.metric,
-                details={"reason": "older than the last window the detector saw"},
-            )
+            yield insufficient("older than the last window the detector saw")
             return
         series.last = start
         if len(series.warmup) < self.warmup:
@@ -137,14 +134,7 @@ class ChangeDetector(Indicator):
                 series.mean, series.scale = mean, spread if spread > 0 else max(abs(mean) * 0.1, 1e-12)
                 series.detector = _make(self.detector, self.options, ctx.seed)
             series.results[start] = (value, "insufficient", None)
-            yield IndicatorValue(
-                self.feature,
-                value,
-                status="insufficient",
-                method=label,
-                metric=self.metric,
-                details={"reason": f"warming up ({len(series.warmup)}/{self.warmup} windows)"},
-            )
+            yield insufficient(f"warming up ({len(series.warmup)}/{self.warmup} windows)")
             return
         z = (value - series.mean) / series.scale
         series.detector.update(z)
