@@ -226,7 +226,11 @@ def wasserstein_binned(
     >>> round(wasserstein_binned(ref_counts, cur_counts, edges), 2)
     0.5
     """
-    p, q, e, low, high = _prepare(ref_counts, cur_counts, edges, lo, hi, tail)
+    return _w1(*_prepare(ref_counts, cur_counts, edges, lo, hi, tail), tail)
+
+
+def _w1(p: FloatArray, q: FloatArray, e: FloatArray, low: float, high: float, tail: TailModel) -> float:
+    """W1 between proportions ``p`` and ``q`` over checked edges and outer-bin extents."""
     interior = _abs_integral(e, np.cumsum(p - q)[:-1])
     ref_lower, ref_upper = _tails(p, e, low, high, tail)
     cur_lower, cur_upper = _tails(q, e, low, high, tail)
@@ -276,7 +280,7 @@ def wasserstein_normed(
     >>> round(wasserstein_normed(ref_counts, cur_counts, edges), 2)
     0.5
     """
-    p, _, e, low, high = _prepare(ref_counts, cur_counts, edges, lo, hi, tail)
+    p, q, e, low, high = _prepare(ref_counts, cur_counts, edges, lo, hi, tail)
     if ref_std is None:
         std = _binned_std(p, e, low, high, tail)
         if not std > 0:
@@ -285,4 +289,4 @@ def wasserstein_normed(
         std = float(ref_std)
         if not (math.isfinite(std) and std > 0):
             raise ValueError(f"ref_std must be positive and finite, got {ref_std!r}.")
-    return wasserstein_binned(ref_counts, cur_counts, e, lo, hi, tail=tail) / std
+    return _w1(p, q, e, low, high, tail) / std
