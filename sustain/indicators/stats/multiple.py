@@ -20,7 +20,7 @@ of the input's length (empty in, empty out).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -35,6 +35,14 @@ Method = Literal["bh", "bonferroni", "holm", "none"]
 def _finish(adjusted: FloatArray, alpha: float) -> tuple[BoolArray, FloatArray]:
     adjusted = np.minimum(adjusted, 1.0)
     return adjusted <= alpha, adjusted
+
+
+def _in_rank_order(p: FloatArray, adjust_sorted: Callable[[FloatArray], FloatArray]) -> FloatArray:
+    """``adjust_sorted`` applied to ``p`` in ascending order (ties kept stable), returned in ``p``'s order."""
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(p.size, dtype=np.float64)
+    adjusted[order] = adjust_sorted(p[order])
+    return adjusted
 
 
 def benjamini_hochberg(p_values: Sequence[float] | FloatArray, alpha: float) -> tuple[BoolArray, FloatArray]:
@@ -54,14 +62,13 @@ def benjamini_hochberg(p_values: Sequence[float] | FloatArray, alpha: float) -> 
     p = check_p_values(p_values)
     a = check_probability("alpha", alpha, closed_right=True)
     m = p.size
-    if m == 0:
-        return np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.float64)
-    order = np.argsort(p, kind="stable")
-    scaled = p[order] * (m / np.arange(1, m + 1))  # m / i >= 1, so adjusted >= p exactly (as SciPy)
-    stepped = np.minimum.accumulate(scaled[::-1])[::-1]
-    adjusted = np.empty(m, dtype=np.float64)
-    adjusted[order] = stepped
-    return _finish(adjusted, a)
+
+    def step_up(ranked: FloatArray) -> FloatArray:
+        scaled = ranked * (m / np.arange(1, m + 1))  # m / i >= 1, so adjusted >= p exactly (as SciPy)
+        stepped: FloatArray = np.minimum.accumulate(scaled[::-1])[::-1]
+        return stepped
+
+    return _finish(_in_rank_order(p, step_up), a)
 
 
 def bonferroni(p_values: Sequence[float] | FloatArray, alpha: float) -> tuple[BoolArray, FloatArray]:
@@ -94,13 +101,12 @@ def holm(p_values: Sequence[float] | FloatArray, alpha: float) -> tuple[BoolArra
     p = check_p_values(p_values)
     a = check_probability("alpha", alpha, closed_right=True)
     m = p.size
-    if m == 0:
-        return np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.float64)
-    order = np.argsort(p, kind="stable")
-    scaled = np.minimum(p[order] * (m - np.arange(m)), 1.0)
-    adjusted = np.empty(m, dtype=np.float64)
-    adjusted[order] = np.maximum.accumulate(scaled)
-    return _finish(adjusted, a)
+
+    def step_down(ranked: FloatArray) -> FloatArray:
+        stepped: FloatArray = np.maximum.accumulate(np.minimum(ranked * (m - np.arange(m)), 1.0))
+        return stepped
+
+    return _finish(_in_rank_order(p, step_down), a)
 
 
 def adjust(p_values: Sequence[float] | FloatArray, alpha: float, method: Method = "bh") -> tuple[BoolArray, FloatArray]:
