@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sustain.indicators.metrics._common import FloatArray
+from sustain.indicators.stats._validate import as_float_vector
 
 __all__ = ["MAPE_EPS", "regression_metrics"]
 
@@ -44,12 +45,7 @@ _KEYS = ("n", "mae", "rmse", "mape", "r2", "bias")
 
 
 def _as_values(name: str, values: npt.ArrayLike) -> FloatArray:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a 1-D array of numbers ({exc}).") from None
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got an array of shape {arr.shape}.")
+    arr = as_float_vector(name, values)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values; drop those rows first.")
     return arr
