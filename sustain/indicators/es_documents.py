@@ -26,7 +26,7 @@ import orjson
 from sustain.errors import StoreError
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery
 from sustain.store.elasticsearch import ElasticsearchStore
-from sustain.store.es_bodies import DATE, KEYWORD, OPAQUE, SMALL_INDEX_SETTINGS, iso
+from sustain.store.es_bodies import DATE, KEYWORD, OPAQUE, iso, small_index_body
 from sustain.store.es_client import MAX_RESULT_WINDOW, NOT_FOUND, PAGE_SIZE, Operation
 from sustain.store.es_responses import bulk_failures, parse_time
 
@@ -52,34 +52,28 @@ def state_id(model: str, indicator: str) -> str:
 def indicators_index_body() -> dict[str, Any]:
     """``PUT <prefix>-indicators``: every field of :class:`IndicatorDoc` mapped, ``details`` stored only."""
     double = {"type": "double"}
-    return {
-        "settings": SMALL_INDEX_SETTINGS,
-        "mappings": {
-            "dynamic": False,
-            "_meta": {"managed_by": "sustain", "kind": "indicators"},
-            "properties": {
-                "model": KEYWORD,
-                "version": KEYWORD,
-                "indicator": KEYWORD,
-                "type": KEYWORD,
-                "feature": KEYWORD,
-                "metric": KEYWORD,
-                "window": KEYWORD,
-                "series": KEYWORD,
-                "window_start": DATE,
-                "window_end": DATE,
-                "value": double,
-                "status": KEYWORD,
-                "p_value": double,
-                "threshold": double,
-                "n": {"type": "long"},
-                "method": KEYWORD,
-                "details": OPAQUE,
-                "partial": {"type": "boolean"},
-                "computed_at": DATE,
-            },
-        },
+    properties = {
+        "model": KEYWORD,
+        "version": KEYWORD,
+        "indicator": KEYWORD,
+        "type": KEYWORD,
+        "feature": KEYWORD,
+        "metric": KEYWORD,
+        "window": KEYWORD,
+        "series": KEYWORD,
+        "window_start": DATE,
+        "window_end": DATE,
+        "value": double,
+        "status": KEYWORD,
+        "p_value": double,
+        "threshold": double,
+        "n": {"type": "long"},
+        "method": KEYWORD,
+        "details": OPAQUE,
+        "partial": {"type": "boolean"},
+        "computed_at": DATE,
     }
+    return small_index_body(properties, "indicators")
 
 
 def indicator_document(doc: IndicatorDoc) -> dict[str, Any]:
@@ -166,14 +160,8 @@ def latest_all_search(after: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def states_index_body() -> dict[str, Any]:
     """``PUT <prefix>-indicator-states``: the saved state of each stateful indicator, stored only."""
-    return {
-        "settings": SMALL_INDEX_SETTINGS,
-        "mappings": {
-            "dynamic": False,
-            "_meta": {"managed_by": "sustain", "kind": "indicator-states"},
-            "properties": {"model": KEYWORD, "indicator": KEYWORD, "updated_at": DATE, "state": OPAQUE},
-        },
-    }
+    properties = {"model": KEYWORD, "indicator": KEYWORD, "updated_at": DATE, "state": OPAQUE}
+    return small_index_body(properties, "indicator-states")
 
 
 def state_operations(index: str, model: str, states: Mapping[str, Any], updated_at: datetime) -> list[Operation]:

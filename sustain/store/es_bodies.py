@@ -37,7 +37,8 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _index_body(properties: dict[str, Any], meta_kind: str) -> dict[str, Any]:
+def small_index_body(properties: dict[str, Any], meta_kind: str) -> dict[str, Any]:
+    """A one-shard index of sustain's own documents: only ``properties`` are mapped, the rest is stored."""
     return {
         "settings": SMALL_INDEX_SETTINGS,
         "mappings": {"dynamic": False, "_meta": {"managed_by": "sustain", "kind": meta_kind}, "properties": properties},
@@ -57,7 +58,7 @@ def _term(field: str, value: Any) -> dict[str, Any]:
 
 def specs_index_body() -> dict[str, Any]:
     """``PUT <prefix>-specs``: one document per model, ``_id`` = the model name."""
-    return _index_body({"model": KEYWORD, "updated_at": DATE, "spec": OPAQUE}, "specs")
+    return small_index_body({"model": KEYWORD, "updated_at": DATE, "spec": OPAQUE}, "specs")
 
 
 def spec_document(spec: ModelSpec, updated_at: datetime) -> dict[str, Any]:
@@ -116,7 +117,9 @@ def event_search(query: EventQuery, after: list[Any] | None, size: int = PAGE_SI
 def labels_index_body(kind: LabelKind | None) -> dict[str, Any]:
     """``PUT <prefix>-labels-<model>``: ``_id`` = ``<key_kind>:<key>``, so a repeated key replaces its label."""
     label = {"type": "double"} if kind == "regression" else KEYWORD
-    return _index_body({"key_kind": KEYWORD, "key": KEYWORD, "label": label, "ts": DATE, "received_at": DATE}, "labels")
+    return small_index_body(
+        {"key_kind": KEYWORD, "key": KEYWORD, "label": label, "ts": DATE, "received_at": DATE}, "labels"
+    )
 
 
 def label_id(key_kind: str, key: str) -> str:
@@ -161,7 +164,9 @@ def label_ids_for(hits: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def reference_index_body() -> dict[str, Any]:
     """``PUT <prefix>-reference-<model>``: reference rows, each upload of a version under its own ``upload`` id."""
-    return _index_body({"version": KEYWORD, "upload": KEYWORD, "row": {"type": "long"}, "values": OPAQUE}, "reference")
+    return small_index_body(
+        {"version": KEYWORD, "upload": KEYWORD, "row": {"type": "long"}, "values": OPAQUE}, "reference"
+    )
 
 
 def reference_operations(
@@ -194,7 +199,7 @@ def stale_reference_rows(version: str, keep_upload: str) -> dict[str, Any]:
 
 def references_index_body() -> dict[str, Any]:
     """``PUT <prefix>-references``: which upload of each (model, version) is current, and what it holds."""
-    return _index_body(
+    return small_index_body(
         {
             "model": KEYWORD,
             "version": KEYWORD,
@@ -238,7 +243,7 @@ def reference_info_search(model: str, after: list[Any] | None) -> dict[str, Any]
 
 def pending_index_body() -> dict[str, Any]:
     """``PUT <prefix>-pending``: request or response halves waiting for their partner."""
-    return _index_body(
+    return small_index_body(
         {"model": KEYWORD, "key": KEYWORD, "kind": KEYWORD, "received_at": DATE, "body": OPAQUE}, "pending"
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from sustain.store.es_bodies import DATE, KEYWORD, OPAQUE, SMALL_INDEX_SETTINGS, iso
+from sustain.store.es_bodies import DATE, KEYWORD, OPAQUE, iso, small_index_body
 from sustain.store.es_client import PAGE_SIZE
 from sustain.transforms.es import UPDATED_FIELD, dest_index
 from sustain.transforms.es_mappings import bucket_field, event_doc_id
@@ -34,14 +34,7 @@ CLOCK_SKEW_MS = 30_000
 
 def profiles_index_body() -> dict[str, Any]:
     """``PUT <prefix>-profiles``: one document per (model, version); the profile is stored, not indexed."""
-    return {
-        "settings": SMALL_INDEX_SETTINGS,
-        "mappings": {
-            "dynamic": False,
-            "_meta": {"managed_by": "sustain", "kind": "profiles"},
-            "properties": {"model": KEYWORD, "version": KEYWORD, "created_at": DATE, "profile": OPAQUE},
-        },
-    }
+    return small_index_body({"model": KEYWORD, "version": KEYWORD, "created_at": DATE, "profile": OPAQUE}, "profiles")
 
 
 def profile_id(model: str, version: str) -> str:
