@@ -19,7 +19,6 @@ import pyarrow as pa
 
 from sustain.collector.context import AppContext
 from sustain.collector.logger import Logger
-from sustain.collector.reference import to_layout
 from sustain.synthetic import SyntheticModel
 
 EVENTS_PER_SECOND = 20
@@ -33,10 +32,7 @@ def _seed_reference(ctx: AppContext, model: SyntheticModel) -> None:
     version = spec.effective_default_version
     if any(info.version == version for info in ctx.store.reference_info(spec.name)):
         return
-    parsed = to_layout(spec, pa.table(model.reference(5000)))
-    ctx.writer.submit(lambda: ctx.store.put_reference(spec.name, version, parsed.table)).result(timeout=60)
-    if ctx.collector.on_reference is not None:  # profile it, as an upload over HTTP would
-        ctx.collector.on_reference(spec.name, version)
+    ctx.collector.store_reference(spec, version, pa.table(model.reference(5000)))
 
 
 def start_demo_traffic(ctx: AppContext) -> Callable[[], None]:

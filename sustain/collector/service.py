@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from sustain.collector.bodies import Decoded
 from sustain.collector.cloudevents import (
@@ -152,12 +153,14 @@ class Collector:
         if not version:
             raise ValidationError("version is required: PUT /v1/models/{model}/reference?version=3", field="version")
         table = read_table(body, sniff_format(body, content_type, filename))
+        return await asyncio.to_thread(self.store_reference, spec, version, table)
+
+    def store_reference(self, spec: ModelSpec, version: str, table: pa.Table) -> tuple[ReferenceInfo, ParsedReference]:
+        """Store reference rows for ``version`` and profile them (``on_reference``); blocks until both are done."""
         parsed = to_layout(spec, table)
-        info = await asyncio.wrap_future(
-            self.writer.submit(lambda: self.store.put_reference(model, version, parsed.table))
-        )
+        info = self.writer.submit(lambda: self.store.put_reference(spec.name, version, parsed.table)).result()
         if self.on_reference is not None:
-            await asyncio.to_thread(self.on_reference, model, version)
+            self.on_reference(spec.name, version)
         return info, parsed
 
     # -- CloudEvents ---------------------------------------------------------------------------
