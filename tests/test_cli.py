@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import ServerProcess, write_spec
+from tests.helpers import ServerProcess, wait_for, write_spec
 
 
 def run(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,3 +83,17 @@ def test_version_and_help() -> None:
     assert run("reference", "upload", "--help").returncode == 0
     unknown = run("frobnicate")
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+
+
+def test_make_run_demo_traffic_gets_its_reference_profiled(tmp_path: Path) -> None:
+    """`make run` serves examples/sustain.yaml with --demo-traffic: drift must be computed, not 'insufficient'."""
+    config = Path(__file__).resolve().parent.parent / "examples" / "sustain.yaml"
+    env = {"SUSTAIN_TRANSFORM_INTERVAL": "0.5", "SUSTAIN_INDICATOR_INTERVAL": "0.5"}
+    with ServerProcess(tmp_path, config, env=env, args=["--demo-traffic"]) as server:
+
+        def judged() -> list[dict]:
+            params = {"indicator": "drift", "latest": "true"}
+            docs = httpx.get(f"{server.url}/v1/models/churn/indicators", params=params).json()["indicators"]
+            return [d for d in docs if d["feature"] is not None and d["status"] != "insufficient"]
+
+        assert wait_for(judged, timeout=60, what="a drift value on the demo traffic")
