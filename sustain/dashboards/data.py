@@ -383,7 +383,7 @@ def _drift(axis: Axis, index: Docs, indicator: str | None, plan: TransformPlan) 
     """The heatmap: one row per feature (then output), one column per window; value, status and p-value."""
     order = {c.feature: i for i, c in enumerate(plan.columns)}
     features = sorted(index.features(indicator), key=lambda f: (order.get(f, len(order)), f))
-    kinds = {c.feature: ("output" if c.column.startswith("o:") else "feature") for c in plan.columns}
+    kinds = {c.feature: ("output" if c.is_output else "feature") for c in plan.columns}
     values, statuses, p_values = [], [], []
     for feature in features:
         found = index.get(indicator, feature)
@@ -411,7 +411,7 @@ def _distributions(plan: TransformPlan, windows: list[WindowAggregates], profile
     for col in plan.columns:
         ref = profile.columns.get(col.column) if profile is not None else None
         summary = current.columns.get(col.column) if current is not None else None
-        role = "output" if col.column.startswith("o:") else "feature"
+        role = "output" if col.is_output else "feature"
         if col.kind in ("categorical", "boolean"):
             cats = summary if isinstance(summary, CategorySummary) else None
             features[col.feature] = {"role": role, **categorical_distribution(col, ref, cats)}
@@ -511,7 +511,7 @@ def _predictions(axis: Axis, plan: TransformPlan, windows: list[WindowAggregates
     """Each output over time: class shares for labels, mean and 10/50/90th percentiles for numbers."""
     out = []
     for col in plan.columns:
-        if not col.column.startswith("o:"):
+        if not col.is_output:
             continue
         if col.kind in ("categorical", "boolean"):
             summaries = {_key(w.start): w.categories(col.column) for w in windows}

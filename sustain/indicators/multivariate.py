@@ -108,7 +108,7 @@ class MultivariateDrift(Indicator):
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:
         reference = ctx.reference
-        features = [c for c in ctx.columns if c.column.startswith("f:")]
+        features = [c for c in ctx.columns if not c.is_output]
         if reference is None or not reference.sample:
             yield IndicatorValue(None, None, status="insufficient", details={"reason": "no reference sample"})
             return

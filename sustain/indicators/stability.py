@@ -73,7 +73,7 @@ class PredictionStability(Indicator):
         return "no values in one of the two windows"
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:
-        columns = [c for c in ctx.columns if c.column.startswith("o:") or not self.outputs_only]
+        columns = [c for c in ctx.columns if c.is_output or not self.outputs_only]
         history = ctx.history(1)
         if not history:
             for col in columns:

@@ -74,6 +74,11 @@ class ColumnPlan:
         return rest.replace(":", ".") if prefix in ("f", "o") else self.column
 
     @property
+    def is_output(self) -> bool:
+        """A model output (``o:...``) rather than a feature (``f:...``)."""
+        return self.column.startswith("o:")
+
+    @property
     def invalid_key(self) -> str:
         """How a type error on this column is named in the event's ``invalid`` list."""
         prefix, _, rest = self.column.partition(":")
