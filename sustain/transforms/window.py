@@ -223,25 +223,26 @@ def from_long_rows(
     return window
 
 
+# partial name -> (NumericSummary attribute, its type)
+_NUMERIC_FIELDS: dict[str, tuple[str, type[int] | type[float]]] = {
+    "count": ("count", int),
+    "missing": ("missing", int),
+    "invalid": ("invalid", int),
+    "sum": ("sum", float),
+    "sumsq": ("sumsq", float),
+    "min": ("min", float),
+    "max": ("max", float),
+    "oor": ("out_of_range", int),
+}
+
+
 def _apply_numeric(num: NumericSummary, stat: str, key: str, value: float) -> None:
-    if stat == "count":
-        num.count = int(value)
-    elif stat == "missing":
-        num.missing = int(value)
-    elif stat == "invalid":
-        num.invalid = int(value)
-    elif stat == "sum":
-        num.sum = float(value)
-    elif stat == "sumsq":
-        num.sumsq = float(value)
-    elif stat == "min":
-        num.min = float(value)
-    elif stat == "max":
-        num.max = float(value)
-    elif stat == "oor":
-        num.out_of_range = int(value)
-    elif stat == "bin":
+    if stat == "bin":
         i = int(key)
         if i >= len(num.bins):
             num.bins.extend([0] * (i + 1 - len(num.bins)))
         num.bins[i] = int(value)
+        return
+    target = _NUMERIC_FIELDS.get(stat)
+    if target is not None:
+        setattr(num, target[0], target[1](value))
