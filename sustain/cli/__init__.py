@@ -6,17 +6,26 @@ Subcommands live in modules of this package; each imports its heavy dependencies
 
 from __future__ import annotations
 
+import os
 import sys
 
 from sustain.cli import alerts, core, demo, drift, export, indicators  # noqa: F401 - importing registers the subcommands
 from sustain.cli.app import app, err
 from sustain.errors import SustainError
 
+# Commands that only read files and print: at their end there is nothing to close but our own streams.
+EXIT_WITHOUT_TEARDOWN = frozenset({"drift"})
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn sustain errors into sentences with exit codes."""
     try:
         app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        args = sys.argv[1:] if argv is None else argv
+        if args and args[0] in EXIT_WITHOUT_TEARDOWN:
+            _exit_now(exc.code)
+        raise
     except SustainError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         for problem in (exc.details or [])[:20] if isinstance(exc.details, list) else []:
@@ -29,3 +38,14 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         err.print(f"[bold red]error:[/] {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}", highlight=False)
         sys.exit(1)
+
+
+def _exit_now(code: object) -> None:
+    """Exit without the interpreter's teardown, which frees every NumPy and Arrow buffer and module one by one:
+    about 60 ms after ``sustain drift`` on a large file, a sixth of the whole command."""
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

@@ -35,9 +35,8 @@ def drift(
     for path in (reference, current):
         if not path.exists() and not any(ch in str(path) for ch in "*?["):
             fail(f"{path}: no such file", 2)
-    import duckdb
-
     from sustain.indicators.oneshot import DriftReport, as_rows
+    from sustain.indicators.oneshot_read import DataReadError
 
     chosen: Any = correction  # DriftReport checks it
     try:
@@ -50,8 +49,8 @@ def drift(
             assessed, notes, sizes = report.run(reference, current, only)
         else:
             assessed, notes, sizes = _with_progress(report, reference, current, only)
-    except duckdb.Error as exc:
-        fail(f"cannot read the data: {str(exc).splitlines()[0]}", 2)
+    except DataReadError as exc:
+        fail(f"cannot read the data: {exc}", 2)
     rows = as_rows(assessed)
     body = {
         "reference": str(reference),

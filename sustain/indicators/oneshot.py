@@ -1,23 +1,24 @@
 """``sustain drift REFERENCE CURRENT``: a drift report for two files, without a server.
 
-One pass over each file with DuckDB (Parquet or CSV, read in parallel and
-never loaded whole): the reference gives each column's quantile bins (or its
-category counts), the current file is counted in those bins, and the
-calibrated decision of :mod:`sustain.indicators.decide` runs on the counts.
-Only NumPy and DuckDB are imported on the common path; SciPy loads only when
-a small file takes an exact test.
+The reference gives each column's bins (quantiles of a sample for numbers, see
+:mod:`sustain.indicators.oneshot_bins`) or its categories; both files are then
+counted exactly in those bins in one streaming pass each
+(:mod:`sustain.indicators.oneshot_read`: row groups in parallel, never the
+whole file in memory), and the calibrated decision of
+:mod:`sustain.indicators.decide` runs on the counts. Only NumPy and PyArrow are
+imported on the Parquet path; DuckDB loads for CSV, JSON and globs, SciPy only
+when a small file takes an exact test.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
+import pyarrow as pa
 
 from sustain.indicators.decide import (
     MIN_EFFECT,
@@ -31,24 +32,12 @@ from sustain.indicators.decide import (
     distance_for,
     insufficient,
 )
+from sustain.indicators.oneshot_bins import IntArray, NumericBins, Scratch
+from sustain.indicators.oneshot_read import Source, categories, numbers, open_source
 
-NUMERIC_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "REAL",
-)
 Progress = Callable[[str, float], None]
 EDGE_SAMPLE = 20_000
+TOO_MANY_CATEGORIES = 10_000  # distinct strings in the reference: an identifier, not a category
 
 
 @dataclass(frozen=True)
@@ -57,29 +46,48 @@ class Column:
     kind: str  # numeric | categorical | boolean
 
 
-def _source(path: Path) -> str:
-    text = str(path).replace("'", "''")
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv", ".txt") or str(path).endswith(".csv.gz"):
-        return f"read_csv('{text}', auto_detect=true)"
-    if suffix in (".json", ".ndjson", ".jsonl"):
-        return f"read_json_auto('{text}')"
-    return f"read_parquet('{text}')"
+def kind_of(arrow_type: pa.DataType) -> str | None:
+    """How a column of this Arrow type is compared, or None when it is not.
 
-
-def _kind(sql_type: str) -> str | None:
-    upper = sql_type.upper()
-    if upper == "BOOLEAN":
+    >>> kind_of(pa.int64()), kind_of(pa.dictionary(pa.int32(), pa.string())), kind_of(pa.date32())
+    ('numeric', 'categorical', None)
+    """
+    t = pa.types
+    if t.is_boolean(arrow_type):
         return "boolean"
-    if upper in NUMERIC_TYPES or upper.startswith("DECIMAL"):
+    if t.is_integer(arrow_type) or t.is_floating(arrow_type) or t.is_decimal(arrow_type):
         return "numeric"
-    if upper in ("VARCHAR", "ENUM") or upper.startswith("ENUM"):
+    if t.is_dictionary(arrow_type):
+        return kind_of(arrow_type.value_type) if kind_of(arrow_type.value_type) == "categorical" else None
+    if t.is_string(arrow_type) or t.is_large_string(arrow_type) or t.is_string_view(arrow_type):
         return "categorical"
     return None
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _type_name(arrow_type: pa.DataType) -> str:
+    return str(arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type)
+
+
+@dataclass
+class Tally:
+    """Running counts of one file, per worker thread: rows, bin or category counts and missing values."""
+
+    rows: int = 0
+    bins: dict[int, IntArray] = field(default_factory=dict)
+    categories: dict[int, dict[str, int]] = field(default_factory=dict)
+    missing: dict[int, int] = field(default_factory=dict)
+    scratch: Scratch = field(default_factory=Scratch)
+
+    def merge(self, other: Tally) -> None:
+        self.rows += other.rows
+        for i, counts in other.bins.items():
+            self.bins[i] += counts
+        for i, found in other.categories.items():
+            mine = self.categories[i]
+            for key, count in found.items():
+                mine[key] = mine.get(key, 0) + count
+        for i, count in other.missing.items():
+            self.missing[i] += count
 
 
 class DriftReport:
@@ -101,6 +109,8 @@ class DriftReport:
         threads: int | None = None,
     ) -> None:
         check_settings(alpha=alpha, correction=correction, method=method, test=test)
+        if bins < 2:
+            raise ValueError("bins must be at least 2")
         self.alpha = alpha
         self.correction: Correction = correction
         self.method = method
@@ -111,28 +121,29 @@ class DriftReport:
         self.exact_max = exact_max
         self.max_categories = max_categories
         self.seed = seed
-        self.con = duckdb.connect(config={"threads": threads} if threads else {})
+        self.threads = threads
 
     def columns(
-        self, reference: Path, current: Path, only: Sequence[str] | None = None
+        self, reference: Source, current: Source, only: Sequence[str] | None = None
     ) -> tuple[list[Column], list[str]]:
         """Columns both files share with a kind we can compare, and notes about the others."""
-        ref = {r[0]: r[1] for r in self.con.sql(f"DESCRIBE SELECT * FROM {_source(reference)}").fetchall()}
-        cur = {r[0]: r[1] for r in self.con.sql(f"DESCRIBE SELECT * FROM {_source(current)}").fetchall()}
+        ref = {f.name: f.type for f in reference.schema}
+        cur = {f.name: f.type for f in current.schema}
         notes = []
         chosen = []
-        for name, sql_type in ref.items():
+        for name, arrow_type in ref.items():
             if only is not None and name not in only:
                 continue
             if name not in cur:
                 notes.append(f"{name}: only in the reference")
                 continue
-            kind = _kind(sql_type)
-            other = _kind(cur[name])
+            kind, other = kind_of(arrow_type), kind_of(cur[name])
             if kind is None:
-                notes.append(f"{name}: type {sql_type} is not compared")
-            elif other != kind and not (kind == "numeric" and other == "numeric"):
-                notes.append(f"{name}: {sql_type} in the reference but {cur[name]} in the current file")
+                notes.append(f"{name}: type {_type_name(arrow_type)} is not compared")
+            elif other != kind:
+                notes.append(
+                    f"{name}: {_type_name(arrow_type)} in the reference but {_type_name(cur[name])} in the current file"
+                )
             else:
                 chosen.append(Column(name, kind))
         for name in cur:
@@ -142,168 +153,118 @@ class DriftReport:
             notes.extend(f"{name}: no such column" for name in only if name not in ref and name not in cur)
         return chosen, notes
 
-    def _query(self, sql: str, label: str, progress: Progress | None) -> dict[str, Any]:
-        """Run ``sql`` returning one row, reporting DuckDB's progress while it runs."""
-        result: dict[str, Any] = {}
-        failure: list[BaseException] = []
-        if progress is None:
-            relation = self.con.sql(sql)
-            return dict(zip(relation.columns, relation.fetchall()[0], strict=True))
+    def _bins(self, reference: Source, columns: list[Column]) -> dict[int, NumericBins]:
+        """Bins per numeric column, from a reproducible sample of the reference.
 
-        def run() -> None:
-            try:
-                cur = self.con.cursor()
-                row = cur.sql(sql)
-                names = row.columns
-                values = row.fetchall()[0]
-                result.update(zip(names, values, strict=True))
-            except BaseException as exc:  # re-raised in the caller's thread
-                failure.append(exc)
-
-        worker = threading.Thread(target=run)
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.02)
-            if progress is not None:
-                try:
-                    done = self.con.query_progress()
-                except duckdb.Error:
-                    done = -1
-                progress(label, max(0.0, float(done)) / 100.0 if done and done > 0 else 0.0)
-        if failure:
-            raise failure[0]
-        if progress is not None:
-            progress(label, 1.0)
-        return result
-
-    def _edges(self, path: Path, columns: list[Column]) -> dict[int, list[float]]:
-        """Quantile bin edges per numeric column, from a reproducible sample of the reference.
-
-        Edges only define the bins; both files are then counted exactly in them, so a sample is enough. A
-        column with at most ``bins`` distinct values gets one bin per value.
+        The bins only have to be cut somewhere sensible; both files are then counted exactly in them, so a
+        sample is enough.
         """
         numeric = [(i, c) for i, c in enumerate(columns) if c.kind == "numeric"]
         if not numeric:
             return {}
-        points = ", ".join(repr(k / self.bins) for k in range(1, self.bins))
-        sample = (
-            f"(SELECT {', '.join(_q(c.name) for _, c in numeric)} FROM {_source(path)}"
-            f" USING SAMPLE reservoir({EDGE_SAMPLE} ROWS) REPEATABLE ({self.seed}))"
-        )
-        parts = []
-        for _, c in numeric:
-            col = _q(c.name)
-            parts += [f"quantile_cont({col}::DOUBLE, [{points}])", f"approx_count_distinct({col})"]
-        row = self.con.sql(f"SELECT {', '.join(parts)} FROM {sample}").fetchall()[0]
-        edges: dict[int, list[float]] = {}
-        discrete = []
-        for k, (i, _) in enumerate(numeric):
-            quantiles, distinct = row[2 * k], row[2 * k + 1]
-            edges[i] = sorted({float(x) for x in (quantiles or [])})
-            if (distinct or 0) <= self.bins + 2:
-                discrete.append(i)
-        if discrete:
-            lists = ", ".join(f"list_sort(list_distinct(list({_q(columns[i].name)}::DOUBLE)))" for i in discrete)
-            for i, values in zip(discrete, self.con.sql(f"SELECT {lists} FROM {sample}").fetchall()[0], strict=True):
-                distinct_values = [float(x) for x in (values or [])]
-                if len(distinct_values) <= self.bins:
-                    edges[i] = distinct_values[:-1]
-        return edges
+        sample = reference.sample([c.name for _, c in numeric], EDGE_SAMPLE, self.seed)
+        return {i: NumericBins.from_sample(sample[c.name], self.bins) for i, c in numeric}
 
-    def _counts_sql(self, columns: list[Column], edges: dict[int, list[float]], kinds: tuple[str, ...]) -> str:
-        parts = ["count(*) AS rows"]
-        for i, c in enumerate(columns):
-            if c.kind not in kinds:
-                continue
-            col = _q(c.name)
-            if c.kind == "numeric":
-                boundaries = "[" + ", ".join(repr(e) for e in edges[i]) + "]::DOUBLE[]"
-                parts.append(f"histogram({col}::DOUBLE, {boundaries}) AS b{i}" if edges[i] else f"count({col}) AS b{i}")
-            else:
-                parts.append(f"histogram({col}::VARCHAR) AS h{i}")
-            parts.append(f"count(*) - count({col}) AS m{i}")
-        return ", ".join(parts)
-
-    def _counts(
+    def _count(
         self,
-        path: Path,
+        source: Source,
         columns: list[Column],
-        edges: dict[int, list[float]],
+        bins: dict[int, NumericBins],
         label: str,
         progress: Progress | None,
-        split: bool,
-    ) -> dict[str, Any]:
-        """Bin and category counts of one file. With ``split``, numbers and strings are scanned separately: reading
-        both in one pass holds every column's decoded pages at once and peaks at nearly twice the memory of a big
-        file, for no speed."""
-        counts: dict[str, Any] = {}
-        groups = (("numeric",), ("categorical", "boolean")) if split else (("numeric", "categorical", "boolean"),)
-        for kinds in groups:
-            if any(c.kind in kinds for c in columns) or not counts:
-                select = self._counts_sql(columns, edges, kinds)
-                counts.update(self._query(f"SELECT {select} FROM {_source(path)}", label, progress))
-        return counts
+        skip: frozenset[int] = frozenset(),
+    ) -> Tally:
+        """Count one file; columns in ``skip`` are not read."""
+        chosen = [(i, c) for i, c in enumerate(columns) if i not in skip]
+
+        def start() -> Tally:
+            return Tally(
+                bins={i: b.new_counts() for i, b in bins.items()},
+                categories={i: {} for i, c in enumerate(columns) if c.kind != "numeric"},
+                missing=dict.fromkeys(range(len(columns)), 0),
+            )
+
+        def add(tally: Tally, batch: pa.RecordBatch) -> None:
+            tally.rows += batch.num_rows
+            for i, c in chosen:
+                array = batch.column(c.name)
+                if c.kind == "numeric":
+                    values, missing = numbers(array)
+                    bins[i].add(values, tally.bins[i], tally.scratch)
+                else:
+                    found, missing = categories(array)
+                    mine = tally.categories[i]
+                    for key, count in found.items():
+                        mine[key] = mine.get(key, 0) + count
+                tally.missing[i] += missing
+
+        report = (lambda done: progress(label, done)) if progress is not None else None
+        tallies = source.scan([c.name for _, c in chosen], start, add, report)
+        total = tallies[0]
+        for other in tallies[1:]:
+            total.merge(other)
+        if progress is not None:
+            progress(label, 1.0)
+        return total
 
     def run(
         self, reference: Path, current: Path, only: Sequence[str] | None = None, progress: Progress | None = None
     ) -> tuple[list[Assessment], list[str], dict[str, int]]:
-        columns, notes = self.columns(reference, current, only)
+        """Raises :class:`sustain.indicators.oneshot_read.DataReadError` when a file cannot be read."""
         if progress is not None:
             progress("reading the reference", 0.0)
-        edges = self._edges(reference, columns)
-        ref_counts = self._counts(reference, columns, edges, "reading the reference", progress, split=False)
-        cur_counts = self._counts(current, columns, edges, "scanning the current data", progress, split=True)
-        samples = self._samples(reference, current, columns, cur_counts)
-        assessed = []
-        for i, c in enumerate(columns):
-            assessed.append(self._assess(i, c, edges.get(i), ref_counts, cur_counts, samples, len(columns)))
+        ref_source = open_source(reference, self.threads)
+        cur_source = open_source(current, self.threads)
+        columns, notes = self.columns(ref_source, cur_source, only)
+        bins = self._bins(ref_source, columns)
+        ref = self._count(ref_source, columns, bins, "reading the reference", progress)
+        identifiers = frozenset(
+            i for i, c in enumerate(columns) if c.kind == "categorical" and len(ref.categories[i]) > TOO_MANY_CATEGORIES
+        )
+        cur = self._count(cur_source, columns, bins, "scanning the current data", progress, identifiers)
+        samples = self._samples(ref_source, cur_source, columns, cur.rows)
+        assessed = [self._assess(i, c, bins.get(i), ref, cur, samples, len(columns)) for i, c in enumerate(columns)]
         decide(assessed, self.alpha, self.correction)
-        return assessed, notes, {"reference_rows": int(ref_counts["rows"]), "current_rows": int(cur_counts["rows"])}
+        return assessed, notes, {"reference_rows": ref.rows, "current_rows": cur.rows}
 
     def _samples(
-        self, reference: Path, current: Path, columns: list[Column], cur_counts: dict[str, Any]
+        self, reference: Source, current: Source, columns: list[Column], current_rows: int
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Raw values for exact tests, only when the current data is small enough to take one."""
-        if cur_counts["rows"] > self.exact_max and self.test not in SAMPLE_TESTS:
+        if current_rows > self.exact_max and self.test not in SAMPLE_TESTS:
             return {}
         numeric = [c.name for c in columns if c.kind == "numeric"]
         if not numeric:
             return {}
-        cols = ", ".join(f"{_q(n)}::DOUBLE AS {_q(n)}" for n in numeric)
         limit = max(self.exact_max, 5000)
-        ref = self.con.sql(
-            f"SELECT {cols} FROM {_source(reference)} USING SAMPLE reservoir({limit} ROWS) REPEATABLE ({self.seed})"
-        ).fetchnumpy()
-        cur = self.con.sql(
-            f"SELECT {cols} FROM {_source(current)} USING SAMPLE reservoir({limit} ROWS) REPEATABLE ({self.seed})"
-        ).fetchnumpy()
-
-        def clean(values: Any) -> np.ndarray:
-            arr = np.ma.filled(np.ma.asarray(values).astype(float), np.nan)
-            return np.asarray(arr[~np.isnan(arr)], dtype=float)
-
-        return {n: (clean(ref[n]), clean(cur[n])) for n in numeric}
+        ref = reference.sample(numeric, limit, self.seed)
+        cur = current.sample(numeric, limit, self.seed)
+        return {n: (ref[n].copy(), cur[n].copy()) for n in numeric}
 
     def _assess(
         self,
         i: int,
         c: Column,
-        edges: list[float] | None,
-        ref: dict[str, Any],
-        cur: dict[str, Any],
+        bins: NumericBins | None,
+        ref: Tally,
+        cur: Tally,
         samples: dict[str, tuple[np.ndarray, np.ndarray]],
         n_columns: int,
     ) -> Assessment:
-        if c.kind == "numeric":
-            ref_counts = _bin_vector(ref[f"b{i}"], edges or [])
-            cur_counts = _bin_vector(cur[f"b{i}"], edges or [])
-            keys: list[str] = []
+        edges: list[float] | None = None
+        keys: list[str] = []
+        if bins is not None:
+            edges = bins.edges.tolist()
+            ref_counts, cur_counts = bins.bin_counts(ref.bins[i]), bins.bin_counts(cur.bins[i])
+        elif len(ref.categories[i]) > TOO_MANY_CATEGORIES:
+            reason = f"{len(ref.categories[i]):,} distinct values in the reference: an identifier, not compared"
+            return insufficient(c.name, c.kind, cur.rows - cur.missing[i], reason)
         else:
-            ref_map = dict(_pairs(ref[f"h{i}"]))
-            cur_map = dict(_pairs(cur[f"h{i}"]))
+            ref_map, cur_map = ref.categories[i], cur.categories[i]
             keys = [k for k, _ in sorted(ref_map.items(), key=lambda kv: (-kv[1], kv[0]))][: self.max_categories]
-            other_ref = sum(v for k, v in ref_map.items() if k not in keys)
-            other_cur = sum(v for k, v in cur_map.items() if k not in keys)
+            kept = set(keys)
+            other_ref = sum(v for k, v in ref_map.items() if k not in kept)
+            other_cur = sum(v for k, v in cur_map.items() if k not in kept)
             ref_counts = np.array([ref_map[k] for k in keys] + [other_ref], dtype=float)
             cur_counts = np.array([cur_map.get(k, 0) for k in keys] + [other_cur], dtype=float)
             keys = [*keys, "__other__"]
@@ -327,27 +288,10 @@ class DriftReport:
             seed=self.seed + i,
             samples=samples.get(c.name),
             true_index=[k for k, key in enumerate(keys) if key in ("true", "__other__")],
-            edges=edges if c.kind == "numeric" else None,
+            edges=edges,
         )
-        result.details["missing"] = int(cur[f"m{i}"])
+        result.details["missing"] = cur.missing[i]
         return result
-
-
-def _pairs(value: Any) -> list[tuple[Any, int]]:
-    if not value:
-        return []
-    return list(value.items()) if isinstance(value, dict) else list(value)
-
-
-def _bin_vector(histogram: Any, edges: list[float]) -> np.ndarray:
-    counts = np.zeros(len(edges) + 1)
-    if not edges:
-        counts[0] = float(histogram or 0)
-        return counts
-    index = {float(e): k for k, e in enumerate(edges)}
-    for boundary, count in _pairs(histogram):
-        counts[index.get(float(boundary), len(edges))] += count
-    return counts
 
 
 def as_rows(assessed: list[Assessment]) -> list[dict[str, Any]]:
