@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,16 @@ def without_nan_or_inf(table: pa.Table) -> pa.Table:
 @pytest.fixture
 def messy(tmp_path: Path) -> tuple[pa.Table, dict[str, Path]]:
     table = messy_table(30_000, 1)
-    paths = {"parquet": tmp_path / "m.parquet", "csv": tmp_path / "m.csv", "glob": tmp_path / "part-*.parquet"}
+    paths = {
+        "parquet": tmp_path / "m.parquet",
+        "csv": tmp_path / "m.csv",
+        "json": tmp_path / "m.ndjson",
+        "glob": tmp_path / "part-*.parquet",
+    }
     pq.write_table(table, paths["parquet"], row_group_size=7_000)  # uneven row groups
     pacsv.write_csv(without_nan_or_inf(table), paths["csv"])
+    with paths["json"].open("w") as out:
+        out.writelines(json.dumps(row) + "\n" for row in without_nan_or_inf(table).to_pylist())
     pq.write_table(table.slice(0, 10_000), tmp_path / "part-1.parquet")
     pq.write_table(table.slice(10_000), tmp_path / "part-2.parquet")
     return table, paths
@@ -109,7 +117,7 @@ def test_every_reader_counts_exactly_the_same(messy, monkeypatch) -> None:
                 monkeypatch.setattr(oneshot_read, "IN_MEMORY_BYTES", 0)
             assert isinstance(open_source(paths["parquet"]), ParquetSource if streamed else TableSource)
             for kind, path in paths.items():
-                want = expected_csv if kind == "csv" else expected
+                want = expected_csv if kind in ("csv", "json") else expected
                 assert counted(report, path, bins) == want, (kind, threads, streamed)
         monkeypatch.undo()
 
