@@ -20,7 +20,7 @@ EXIT_WITHOUT_TEARDOWN = frozenset({"drift"})
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn sustain errors into sentences with exit codes."""
     try:
-        app(args=argv, standalone_mode=True)
+        app.main(args=argv, prog_name="sustain", standalone_mode=True)
     except SystemExit as exc:
         args = sys.argv[1:] if argv is None else argv
         if args and args[0] in EXIT_WITHOUT_TEARDOWN:

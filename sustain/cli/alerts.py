@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
-from sustain.cli.app import JsonOpt, StoreOpt, TokenOpt, UrlOpt, app, fail, out
+from sustain.cli.app import app, fail, json_option, out, store_option, token_option, url_option
 
 STYLE = {"firing": "bold red", "resolved": "green"}
 
@@ -42,14 +42,15 @@ def _local(store_uri: str) -> Any:
 
 
 @app.command()
+@url_option
+@token_option
+@store_option
+@click.option("--model", default=None, help="only this model")
+@click.option("--status", default=None, help="firing or resolved")
+@click.option("--limit", type=int, default=50, help="at most this many")
+@json_option
 def alerts(
-    url: UrlOpt = "http://127.0.0.1:8000",
-    token: TokenOpt = None,
-    store: StoreOpt = None,
-    model: Annotated[str | None, typer.Option(help="only this model")] = None,
-    status: Annotated[str | None, typer.Option(help="firing or resolved")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 50,
-    json_out: JsonOpt = False,
+    url: str, token: str | None, store: str | None, model: str | None, status: str | None, limit: int, json_out: bool
 ) -> None:
     """List alerts, newest first, with the outcome of their actions."""
     if status not in (None, "firing", "resolved"):
@@ -94,15 +95,16 @@ def alerts(
 
 
 @app.command()
+@click.option("--reason", required=True, help="why (shown beside the silenced alerts)")
+@click.option("--for", "duration", default="1h", help="how long, e.g. 2h")
+@click.option("--model", default="*", help="a model, or * for all")
+@click.option("--rule", default="*", help="a rule, or * for all")
+@click.option("--version", default="*", help="a version, or * for all")
+@url_option
+@token_option
+@json_option
 def silence(
-    reason: Annotated[str, typer.Option(help="why (shown beside the silenced alerts)")],
-    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 2h")] = "1h",
-    model: Annotated[str, typer.Option(help="a model, or * for all")] = "*",
-    rule: Annotated[str, typer.Option(help="a rule, or * for all")] = "*",
-    version: Annotated[str, typer.Option(help="a version, or * for all")] = "*",
-    url: UrlOpt = "http://127.0.0.1:8000",
-    token: TokenOpt = None,
-    json_out: JsonOpt = False,
+    reason: str, duration: str, model: str, rule: str, version: str, url: str, token: str | None, json_out: bool
 ) -> None:
     """Silence alerts for a while: they are still tracked, but their actions wait until the silence ends."""
     from sustain.durations import parse_duration
@@ -123,12 +125,11 @@ def silence(
 
 
 @app.command()
-def silences(
-    url: UrlOpt = "http://127.0.0.1:8000",
-    token: TokenOpt = None,
-    every: Annotated[bool, typer.Option("--all", help="also silences that ended")] = False,
-    json_out: JsonOpt = False,
-) -> None:
+@url_option
+@token_option
+@click.option("--all", "every", is_flag=True, help="also silences that ended")
+@json_option
+def silences(url: str, token: str | None, every: bool, json_out: bool) -> None:
     """List silences in force."""
     rows = _call("GET", url, "/v1/silences", token, params={"all": str(every).lower()})["silences"]
     if json_out:
@@ -143,11 +144,10 @@ def silences(
 
 
 @app.command()
-def unsilence(
-    silence_id: Annotated[str, typer.Argument(help="the silence's id")],
-    url: UrlOpt = "http://127.0.0.1:8000",
-    token: TokenOpt = None,
-) -> None:
-    """End a silence now."""
+@click.argument("silence_id")
+@url_option
+@token_option
+def unsilence(silence_id: str, url: str, token: str | None) -> None:
+    """End the silence SILENCE_ID now."""
     _call("DELETE", url, f"/v1/silences/{silence_id}", token)
     out.print(f"silence {silence_id} ended")

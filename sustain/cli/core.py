@@ -5,27 +5,44 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-from rich.table import Table
+import click
 
-from sustain.cli.app import JsonOpt, StoreOpt, TokenOpt, UrlOpt, app, err, fail, out, reference_app
+from sustain.cli.app import (
+    app,
+    config_option,
+    err,
+    fail,
+    json_option,
+    out,
+    path_type,
+    reference_app,
+    store_option,
+    token_option,
+    url_option,
+)
 from sustain.errors import ConfigError
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="monitor spec file (sustain.yaml)")]
 
 
 @app.command()
+@config_option
+@click.option("--host", default=None, help="address to listen on; default 127.0.0.1")
+@click.option("--port", type=int, default=None, help="port; default 8000")
+@store_option
+@click.option("--demo-traffic", is_flag=True, help="also send demo traffic to every model")
+@click.option("--transform-interval", type=float, default=None, help="seconds between aggregation runs")
+@click.option("--indicator-interval", type=float, default=None, help="seconds between indicator runs")
+@click.option("--log-level", default="warning", help="uvicorn log level")
 def serve(
-    config: ConfigOpt = None,
-    host: Annotated[str | None, typer.Option(help="address to listen on; default 127.0.0.1")] = None,
-    port: Annotated[int | None, typer.Option(help="port; default 8000")] = None,
-    store: StoreOpt = None,
-    demo_traffic: Annotated[bool, typer.Option("--demo-traffic", help="also send demo traffic to every model")] = False,
-    transform_interval: Annotated[float | None, typer.Option(help="seconds between aggregation runs")] = None,
-    indicator_interval: Annotated[float | None, typer.Option(help="seconds between indicator runs")] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    store: str | None,
+    demo_traffic: bool,
+    transform_interval: float | None,
+    indicator_interval: float | None,
+    log_level: str,
 ) -> None:
     """Run the collector, the engine and the dashboard."""
     import uvicorn
@@ -79,11 +96,10 @@ def _startup_hooks(settings: Any) -> list[Any]:
 
 
 @app.command()
-def validate(
-    file: Annotated[Path, typer.Argument(help="the spec file to check")] = Path("sustain.yaml"),
-    json_out: JsonOpt = False,
-) -> None:
-    """Check a monitor spec file; every problem is named by line and path."""
+@click.argument("file", type=path_type(), default="sustain.yaml", required=False)
+@json_option
+def validate(file: Path, json_out: bool) -> None:
+    """Check a monitor spec file (default sustain.yaml); every problem is named by line and path."""
     from sustain.errors import SpecError
     from sustain.spec_loader import load_config
 
@@ -92,14 +108,16 @@ def validate(
     except SpecError as exc:
         if json_out:
             out.print_json(json.dumps({"valid": False, "problems": exc.details or [{"message": exc.message}]}))
-            raise typer.Exit(2) from None
+            raise click.exceptions.Exit(2) from None
         err.print(f"[bold red]{file} is not a valid monitor spec:[/]", highlight=False)
         for problem in exc.details or [{"where": str(file), "message": exc.message}]:
             err.print(f"  {problem.get('where', file)}: {problem['message']}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise click.exceptions.Exit(2) from None
     if json_out:
         out.print_json(json.dumps({"valid": True, "models": [m.name for m in config.models]}))
         return
+    from rich.table import Table
+
     table = Table("model", "features", "outputs", "label", "windows", title=f"{file} is valid")
     for m in config.models:
         table.add_row(
@@ -113,17 +131,26 @@ def validate(
 
 
 @reference_app.command("upload")
+@click.argument("file", type=path_type())
+@click.option("--model", "-m", required=True, help="model name")
+@click.option("--version", "-v", default=None, help="model version; default the spec's")
+@url_option
+@token_option
+@store_option
+@config_option
+@json_option
 def reference_upload(
-    file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON file")],
-    model: Annotated[str, typer.Option("--model", "-m", help="model name")],
-    version: Annotated[str | None, typer.Option("--version", "-v", help="model version; default the spec's")] = None,
-    url: UrlOpt = "http://127.0.0.1:8000",
-    token: TokenOpt = None,
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
-    json_out: JsonOpt = False,
+    file: Path,
+    model: str,
+    version: str | None,
+    url: str,
+    token: str | None,
+    store: str | None,
+    config: Path | None,
+    json_out: bool,
 ) -> None:
-    """Upload reference data for a model version (to a running service, or with --store straight into a store)."""
+    """Upload reference data FILE (CSV, Parquet or JSON) for a model version: to a running service, or with
+    --store straight into a store."""
     if not file.exists():
         fail(f"{file}: no such file", 2)
     if store:
@@ -158,7 +185,7 @@ def _reference_over_http(file: Path, model: str, version: str | None, url: str, 
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=err,
+        console=err.console,
         transient=True,
         disable=size < 8 * 1024 * 1024,
     ) as progress:

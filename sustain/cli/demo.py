@@ -6,24 +6,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
-from sustain.cli.app import JsonOpt, app, out
+from sustain.cli.app import app, json_option, out, path_type
 
 
 @app.command()
-def demo(
-    port: Annotated[int | None, typer.Option(help="port for the demo's service; default a free one")] = None,
-    directory: Annotated[
-        Path | None, typer.Option("--dir", help="where the demo keeps its data (default: a temp dir)")
-    ] = None,
-    serve: Annotated[
-        bool, typer.Option("--serve", help="keep serving after the story, to explore the dashboard")
-    ] = False,
-    json_out: JsonOpt = False,
-) -> None:
+@click.option("--port", type=int, default=None, help="port for the demo's service; default a free one")
+@click.option("--dir", "directory", type=path_type(), default=None, help="where the demo keeps its data (temp dir)")
+@click.option("--serve", is_flag=True, help="keep serving after the story, to explore the dashboard")
+@json_option
+def demo(port: int | None, directory: Path | None, serve: bool, json_out: bool) -> None:
     """Train a model, monitor it, drift it, watch the alert fire and the retraining register a new version."""
     from sustain.demo import run_demo
 

@@ -3,35 +3,48 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
-from sustain.cli.app import JsonOpt, app, err, fail, out
+from sustain.cli.app import app, err, fail, json_option, out, path_type
 
 
 @app.command()
+@click.argument("reference", type=path_type())
+@click.argument("current", type=path_type())
+@json_option
+@click.option("--alpha", type=float, default=0.01, help="false-alarm budget: chance of any alert on undrifted data")
+@click.option("--correction", default="bh", help="bh, bonferroni, holm or none")
+@click.option(
+    "--method",
+    default="auto",
+    help="auto (psi / js / tv by kind), psi, js, hellinger, kl, tv, "
+    "or wasserstein (numbers only, in reference standard deviations)",
+)
+@click.option("--test", default="auto", help="auto, calibrated, ks, cvm, ad, chi2, z or fisher")
+@click.option("--bins", type=int, default=20, help="quantile bins per numeric column")
+@click.option("--min-effect", type=float, default=None, help="smallest distance worth flagging")
+@click.option("--columns", default=None, help="comma-separated columns to compare (default: all)")
+@click.option("--out", "out_file", type=path_type(), default=None, help="also write the JSON report here")
 def drift(
-    reference: Annotated[Path, typer.Argument(help="reference data: Parquet or CSV (a glob works too)")],
-    current: Annotated[Path, typer.Argument(help="current data: Parquet or CSV")],
-    json_out: JsonOpt = False,
-    alpha: Annotated[float, typer.Option(help="false-alarm budget: chance of any alert on undrifted data")] = 0.01,
-    correction: Annotated[str, typer.Option(help="bh, bonferroni, holm or none")] = "bh",
-    method: Annotated[
-        str,
-        typer.Option(
-            help="auto (psi / js / tv by kind), psi, js, hellinger, kl, tv, "
-            "or wasserstein (numbers only, in reference standard deviations)"
-        ),
-    ] = "auto",
-    test: Annotated[str, typer.Option(help="auto, calibrated, ks, cvm, ad, chi2, z or fisher")] = "auto",
-    bins: Annotated[int, typer.Option(help="quantile bins per numeric column")] = 20,
-    min_effect: Annotated[float | None, typer.Option(help="smallest distance worth flagging")] = None,
-    columns: Annotated[str | None, typer.Option(help="comma-separated columns to compare (default: all)")] = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="also write the JSON report here")] = None,
+    reference: Path,
+    current: Path,
+    json_out: bool,
+    alpha: float,
+    correction: str,
+    method: str,
+    test: str,
+    bins: int,
+    min_effect: float | None,
+    columns: str | None,
+    out_file: Path | None,
 ) -> None:
-    """Compare CURRENT with REFERENCE column by column; exit code 1 when something drifted."""
+    """Compare CURRENT with REFERENCE column by column; exit code 1 when something drifted.
+
+    Each is a Parquet, CSV or JSON file, a glob or a folder of Parquet files."""
     for path in (reference, current):
         if not path.exists() and not any(ch in str(path) for ch in "*?["):
             fail(f"{path}: no such file", 2)
@@ -45,7 +58,7 @@ def drift(
         fail(f"--{exc}", 2)  # the message starts with the setting's name
     only = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     try:
-        if json_out or not err.is_terminal:
+        if json_out or not sys.stderr.isatty():
             assessed, notes, sizes = report.run(reference, current, only)
         else:
             assessed, notes, sizes = _with_progress(report, reference, current, only)
@@ -65,19 +78,17 @@ def drift(
         out_file.write_text(json.dumps(body, indent=2))
     drifted = [r["column"] for r in rows if r["drifted"]]
     if json_out:
-        import sys
-
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
         _print_table(rows, sizes, notes, drifted)
-    raise typer.Exit(1 if drifted else 0)
+    raise click.exceptions.Exit(1 if drifted else 0)
 
 
 def _with_progress(report: Any, reference: Path, current: Path, only: list[str] | None) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err.console, transient=True
     ) as progress:
         tasks: dict[str, Any] = {}
 

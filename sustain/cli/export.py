@@ -4,28 +4,40 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
-from sustain.cli.app import JsonOpt, app, fail, out
+from sustain.cli.app import app, fail, json_option, out, path_type
 
-export_app = typer.Typer(
-    help="Generate ElastAlert2 rules and Kibana saved objects from a monitor spec.", no_args_is_help=True
+required_config = click.option(
+    "--config", "-c", type=path_type(), required=True, help="monitor spec file (sustain.yaml)"
 )
-app.add_typer(export_app, name="export")
+prefix_option = click.option("--prefix", default="sustain", help="the Elasticsearch store's name prefix")
+
+
+@app.group("export")
+def export_app() -> None:
+    """Generate ElastAlert2 rules and Kibana saved objects from a monitor spec."""
 
 
 @export_app.command("elastalert")
+@required_config
+@click.option("--out", "out_dir", type=path_type(), required=True, help="directory for config.yaml and rules/")
+@click.option("--hook-url", default="http://sustain:8000", help="sustain as ElastAlert2 reaches it")
+@click.option("--index", default=None, help="indicator index; default <prefix>-indicators")
+@prefix_option
+@click.option("--es-host", default="elasticsearch", help="Elasticsearch host for ElastAlert2")
+@click.option("--es-port", type=int, default=9200, help="Elasticsearch port for ElastAlert2")
+@json_option
 def elastalert(
-    config: Annotated[Path, typer.Option("--config", "-c", help="monitor spec file (sustain.yaml)")],
-    out_dir: Annotated[Path, typer.Option("--out", help="directory for config.yaml and rules/ (created)")],
-    hook_url: Annotated[str, typer.Option(help="sustain as ElastAlert2 reaches it")] = "http://sustain:8000",
-    index: Annotated[str | None, typer.Option(help="indicator index; default <prefix>-indicators")] = None,
-    prefix: Annotated[str, typer.Option(help="the Elasticsearch store's name prefix")] = "sustain",
-    es_host: Annotated[str, typer.Option(help="Elasticsearch host for ElastAlert2")] = "elasticsearch",
-    es_port: Annotated[int, typer.Option(help="Elasticsearch port for ElastAlert2")] = 9200,
-    json_out: JsonOpt = False,
+    config: Path,
+    out_dir: Path,
+    hook_url: str,
+    index: str | None,
+    prefix: str,
+    es_host: str,
+    es_port: int,
+    json_out: bool,
 ) -> None:
     """Write ElastAlert2 rules that call sustain's hook (POST /v1/hooks/ACTION) for every alert rule."""
     from rich.markup import escape
@@ -63,13 +75,12 @@ def elastalert(
 
 
 @export_app.command("kibana")
-def kibana(
-    config: Annotated[Path, typer.Option("--config", "-c", help="monitor spec file (sustain.yaml)")],
-    out_file: Annotated[Path, typer.Option("--out", help="the NDJSON file to write")] = Path("sustain-kibana.ndjson"),
-    model: Annotated[str | None, typer.Option(help="only this model (default: every model of the spec)")] = None,
-    prefix: Annotated[str, typer.Option(help="the Elasticsearch store's name prefix")] = "sustain",
-    json_out: JsonOpt = False,
-) -> None:
+@required_config
+@click.option("--out", "out_file", type=path_type(), default="sustain-kibana.ndjson", help="the NDJSON file to write")
+@click.option("--model", default=None, help="only this model (default: every model of the spec)")
+@prefix_option
+@json_option
+def kibana(config: Path, out_file: Path, model: str | None, prefix: str, json_out: bool) -> None:
     """Write Kibana 8.x data views, Lens visualizations and dashboards for the Elasticsearch engine."""
     from sustain.dashboards.kibana import export_kibana, import_command
     from sustain.errors import SustainError

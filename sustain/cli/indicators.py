@@ -4,32 +4,41 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
-from sustain.cli.app import JsonOpt, StoreOpt, TokenOpt, UrlOpt, app, fail, out
+from sustain.cli.app import app, fail, json_option, out, store_option, token_option, url_option
 
 STATUS_STYLE = {"alert": "bold red", "warn": "yellow", "ok": "green", "error": "magenta", "insufficient": "dim"}
 
 
 @app.command()
+@click.argument("model")
+@url_option
+@token_option
+@store_option
+@click.option("--indicator", default=None, help="only this indicator")
+@click.option("--feature", default=None, help="only this feature or output")
+@click.option("--window", default=None, help="only this window, e.g. 1h")
+@click.option("--since", type=click.DateTime(), default=None, help="windows ending after this time")
+@click.option("--history", is_flag=True, help="every window, not only the latest of each series")
+@click.option("--limit", type=int, default=200, help="at most this many documents")
+@json_option
 def indicators(
-    model: Annotated[str, typer.Argument(help="model name")],
-    url: UrlOpt = "http://127.0.0.1:8000",
-    token: TokenOpt = None,
-    store: StoreOpt = None,
-    indicator: Annotated[str | None, typer.Option(help="only this indicator")] = None,
-    feature: Annotated[str | None, typer.Option(help="only this feature or output")] = None,
-    window: Annotated[str | None, typer.Option(help="only this window, e.g. 1h")] = None,
-    since: Annotated[datetime | None, typer.Option(help="windows ending after this time")] = None,
-    history: Annotated[
-        bool, typer.Option("--history", help="every window, not only the latest of each series")
-    ] = False,
-    limit: Annotated[int, typer.Option(help="at most this many documents")] = 200,
-    json_out: JsonOpt = False,
+    model: str,
+    url: str,
+    token: str | None,
+    store: str | None,
+    indicator: str | None,
+    feature: str | None,
+    window: str | None,
+    since: datetime | None,
+    history: bool,
+    limit: int,
+    json_out: bool,
 ) -> None:
-    """Show a model's indicators (from a running service, or with --store straight from a store)."""
+    """Show MODEL's indicators (from a running service, or with --store straight from a store)."""
     params: dict[str, Any] = {
         "indicator": indicator,
         "feature": feature,
