@@ -58,8 +58,9 @@ def distance_function(name: str, edges: Sequence[float] | None = None) -> Callab
     if name == "wasserstein":
         if edges is None or len(edges) < 2:
             raise ValueError("the wasserstein distance needs numeric bins with at least two interior edges")
-        bounds = np.asarray(edges, dtype=float)
-        return lambda ref, cur: binned.wasserstein_normed(ref, cur, bounds)
+        from sustain.indicators.stats.wasserstein_rows import NormedWasserstein
+
+        return NormedWasserstein(edges)  # calibrates all its draws at once (``rows``)
     table: dict[str, Callable[[Counts, Counts], float]] = {
         "psi": binned.psi,
         "js": binned.js_distance,
