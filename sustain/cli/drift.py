@@ -29,6 +29,13 @@ from sustain.cli.app import app, err, fail, json_option, out, path_type
 @click.option("--min-effect", type=float, default=None, help="smallest distance worth flagging")
 @click.option("--columns", default=None, help="comma-separated columns to compare (default: all)")
 @click.option("--out", "out_file", type=path_type(), default=None, help="also write the JSON report here")
+@click.option(
+    "--html",
+    "html_file",
+    type=path_type(),
+    default=None,
+    help="also write an HTML report with a chart per column (self-contained: opens offline)",
+)
 def drift(
     reference: Path,
     current: Path,
@@ -41,6 +48,7 @@ def drift(
     min_effect: float | None,
     columns: str | None,
     out_file: Path | None,
+    html_file: Path | None,
 ) -> None:
     """Compare CURRENT with REFERENCE column by column; exit code 1 when something drifted.
 
@@ -48,7 +56,7 @@ def drift(
     for path in (reference, current):
         if not path.exists() and not any(ch in str(path) for ch in "*?["):
             fail(f"{path}: no such file", 2)
-    from sustain.indicators.oneshot import DriftReport, as_rows
+    from sustain.indicators.oneshot import DriftReport, as_rows, histograms
     from sustain.indicators.oneshot_read import DataReadError
 
     chosen: Any = correction  # DriftReport checks it
@@ -74,8 +82,15 @@ def drift(
         "columns": rows,
         "notes": notes,
     }
-    if out_file is not None:
-        out_file.write_text(json.dumps(body, indent=2))
+    try:
+        if out_file is not None:
+            out_file.write_text(json.dumps(body, indent=2))
+        if html_file is not None:
+            from sustain.indicators.oneshot_html import write_html
+
+            write_html(html_file, body, histograms(assessed))
+    except OSError as exc:
+        fail(f"cannot write the report: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}", 1)
     drifted = [r["column"] for r in rows if r["drifted"]]
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")

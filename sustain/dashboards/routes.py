@@ -7,14 +7,13 @@ storage), so the pages themselves need no auth.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
+from sustain.dashboards.plotly_asset import plotly_js
 from sustain.errors import NotFound, StoreError
 
 WEB = Path(__file__).with_name("web")
@@ -24,19 +23,6 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 
 router = APIRouter(include_in_schema=False)
 _GET_HEAD = ["GET", "HEAD"]  # uptime checks often probe with HEAD
-
-
-@cache
-def plotly_js() -> Path | None:
-    """``plotly/package_data/plotly.min.js`` of the installed plotly package, found without importing it."""
-    spec = importlib.util.find_spec("plotly")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        path = Path(location) / "package_data" / "plotly.min.js"
-        if path.is_file():
-            return path
-    return None
 
 
 def _page(name: str) -> Response:

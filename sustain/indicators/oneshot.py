@@ -33,6 +33,7 @@ from sustain.indicators.decide import (
     insufficient,
 )
 from sustain.indicators.oneshot_bins import IntArray, NumericBins, Scratch
+from sustain.indicators.oneshot_html import Histogram
 from sustain.indicators.oneshot_read import Source, categories, numbers, open_source
 
 Progress = Callable[[str, float], None]
@@ -269,8 +270,16 @@ class DriftReport:
             cur_counts = np.array([cur_map.get(k, 0) for k in keys] + [other_cur], dtype=float)
             keys = [*keys, "__other__"]
         n = int(cur_counts.sum())
+        if edges is not None:
+            histogram = Histogram.numeric(edges, ref_counts.tolist(), cur_counts.tolist())
+        else:
+            shown = len(keys) if ref_counts[-1] or cur_counts[-1] else len(keys) - 1  # no empty "(other)" bar
+            labels = ["(other)" if k == "__other__" else k for k in keys[:shown]]
+            histogram = Histogram(labels, ref_counts[:shown].tolist(), cur_counts[:shown].tolist())
         if n == 0 or ref_counts.sum() == 0:
-            return insufficient(c.name, c.kind, n, "no values on one side")
+            result = insufficient(c.name, c.kind, n, "no values on one side")
+            result.details["histogram"] = histogram
+            return result
         distance = distance_for(self.method, c.kind, edges)
         test = choose_test(self.test, c.kind, n, self.exact_max, ref_counts, cur_counts)
         result = assess(
@@ -291,7 +300,13 @@ class DriftReport:
             edges=edges,
         )
         result.details["missing"] = cur.missing[i]
+        result.details["histogram"] = histogram
         return result
+
+
+def histograms(assessed: list[Assessment]) -> dict[str, Histogram]:
+    """The counts behind each compared column, for the HTML report's charts."""
+    return {a.name: a.details["histogram"] for a in assessed if "histogram" in a.details}
 
 
 def as_rows(assessed: list[Assessment]) -> list[dict[str, Any]]:
