@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sustain.indicators import oneshot_read
-from sustain.indicators.oneshot import DriftReport, Tally, as_rows
+from sustain.indicators.oneshot import DriftReport, Tally, as_rows, schema_of
 from sustain.indicators.oneshot_bins import COMPARE_MAX, NumericBins, Scratch
 from sustain.indicators.oneshot_read import DataReadError, ParquetSource, TableSource, categories, numbers, open_source
 
@@ -61,7 +61,7 @@ def expected_counts(table: pa.Table, bins: dict[str, NumericBins]) -> dict[str, 
 
 def counted(report: DriftReport, path: Path, bins: dict[str, NumericBins], **kwargs: object) -> dict[str, object]:
     source = open_source(path, report.threads)
-    columns, _ = report.columns(source, source)
+    columns, _ = report.columns(schema_of(source), schema_of(source))
     index = {c.name: i for i, c in enumerate(columns)}
     tally: Tally = report._count(source, columns, {index[n]: b for n, b in bins.items()}, "x", None)
     out: dict[str, object] = {"rows": tally.rows}

@@ -14,7 +14,7 @@ from sustain.cli.app import app, err
 from sustain.errors import SustainError
 
 # Commands that only read files and print: at their end there is nothing to close but our own streams.
-EXIT_WITHOUT_TEARDOWN = frozenset({"drift"})
+EXIT_WITHOUT_TEARDOWN = frozenset({"drift", "profile"})
 
 
 def main(argv: list[str] | None = None) -> None:

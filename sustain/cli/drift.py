@@ -52,11 +52,13 @@ def drift(
 ) -> None:
     """Compare CURRENT with REFERENCE column by column; exit code 1 when something drifted.
 
-    Each is a Parquet, CSV or JSON file, a glob or a folder of Parquet files."""
+    Each is a Parquet, CSV or JSON file, a glob or a folder of Parquet files. REFERENCE can also be a profile
+    saved by `sustain profile`, so the reference is not read again."""
     for path in (reference, current):
         if not path.exists() and not any(ch in str(path) for ch in "*?["):
             fail(f"{path}: no such file", 2)
     from sustain.indicators.oneshot import DriftReport, as_rows, histograms
+    from sustain.indicators.oneshot_profile import ProfileError
     from sustain.indicators.oneshot_read import DataReadError
 
     chosen: Any = correction  # DriftReport checks it
@@ -72,6 +74,8 @@ def drift(
             assessed, notes, sizes = _with_progress(report, reference, current, only)
     except DataReadError as exc:
         fail(f"cannot read the data: {exc}", 2)
+    except ProfileError as exc:
+        fail(f"cannot use the profile: {exc}", 2)
     rows = as_rows(assessed)
     body = {
         "reference": str(reference),
@@ -147,3 +151,42 @@ def _fmt(value: float | None, p: bool = False) -> str:
     if p and value < 1e-4:
         return f"{value:.1e}"
     return f"{value:.4f}"
+
+
+@app.command()
+@click.argument("reference", type=path_type())
+@click.option("--out", "-o", "out_file", type=path_type(), required=True, help="the profile file to write (.json)")
+@click.option("--bins", type=int, default=20, help="quantile bins per numeric column")
+@json_option
+def profile(reference: Path, out_file: Path, bins: int, json_out: bool) -> None:
+    """Profile REFERENCE once for `sustain drift PROFILE CURRENT`: bins, counts, categories and a bounded sample.
+
+    REFERENCE is a Parquet, CSV or JSON file, a glob or a folder of Parquet files."""
+    if not reference.exists() and not any(ch in str(reference) for ch in "*?["):
+        fail(f"{reference}: no such file", 2)
+    if out_file.suffix.lower() != ".json":
+        fail(f"--out {out_file}: a profile is a .json file (sustain drift recognises it by that)", 2)
+    from sustain.indicators.oneshot import DriftReport
+    from sustain.indicators.oneshot_read import DataReadError
+
+    try:
+        report = DriftReport(bins=bins)
+    except ValueError as exc:
+        fail(f"--{exc}", 2)
+    try:
+        made = report.profile(reference)
+    except DataReadError as exc:
+        fail(f"cannot read the data: {exc}", 2)
+    try:
+        made.save(out_file)
+    except OSError as exc:
+        fail(f"cannot write {out_file}: {exc.strerror or exc}", 1)
+    summary = {"profile": str(out_file), "rows": made.rows, "columns": [c.name for c in made.columns]}
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    size = out_file.stat().st_size
+    out.print(
+        f"profiled {made.rows:,} rows x {len(made.columns)} columns of {reference} into {out_file} ({size:,} bytes)",
+        highlight=False,
+    )

@@ -34,9 +34,16 @@ from sustain.indicators.decide import (
 )
 from sustain.indicators.oneshot_bins import IntArray, NumericBins, Scratch
 from sustain.indicators.oneshot_html import Histogram
+from sustain.indicators.oneshot_profile import (
+    ProfiledColumn,
+    ReferenceProfile,
+    is_profile,
+    load_profile,
+)
 from sustain.indicators.oneshot_read import Source, categories, numbers, open_source
 
 Progress = Callable[[str, float], None]
+Schema = dict[str, tuple[str | None, str]]  # column -> (kind or None, type name)
 EDGE_SAMPLE = 20_000
 TOO_MANY_CATEGORIES = 10_000  # distinct strings in the reference: an identifier, not a category
 
@@ -124,27 +131,21 @@ class DriftReport:
         self.seed = seed
         self.threads = threads
 
-    def columns(
-        self, reference: Source, current: Source, only: Sequence[str] | None = None
-    ) -> tuple[list[Column], list[str]]:
-        """Columns both files share with a kind we can compare, and notes about the others."""
-        ref = {f.name: f.type for f in reference.schema}
-        cur = {f.name: f.type for f in current.schema}
+    def columns(self, ref: Schema, cur: Schema, only: Sequence[str] | None = None) -> tuple[list[Column], list[str]]:
+        """Columns both sides share with a kind we can compare, and notes about the others."""
         notes = []
         chosen = []
-        for name, arrow_type in ref.items():
+        for name, (kind, type_name) in ref.items():
             if only is not None and name not in only:
                 continue
             if name not in cur:
                 notes.append(f"{name}: only in the reference")
                 continue
-            kind, other = kind_of(arrow_type), kind_of(cur[name])
+            other, other_type = cur[name]
             if kind is None:
-                notes.append(f"{name}: type {_type_name(arrow_type)} is not compared")
+                notes.append(f"{name}: type {type_name} is not compared")
             elif other != kind:
-                notes.append(
-                    f"{name}: {_type_name(arrow_type)} in the reference but {_type_name(cur[name])} in the current file"
-                )
+                notes.append(f"{name}: {type_name} in the reference but {other_type} in the current file")
             else:
                 chosen.append(Column(name, kind))
         for name in cur:
@@ -165,6 +166,45 @@ class DriftReport:
             return {}
         sample = reference.sample([c.name for _, c in numeric], EDGE_SAMPLE, self.seed)
         return {i: NumericBins.from_sample(sample[c.name], self.bins) for i, c in numeric}
+
+    def profile(self, reference: Path, progress: Progress | None = None) -> ReferenceProfile:
+        """The profile of every comparable column of ``reference``, sample included, to save and reuse."""
+        source = open_source(reference, self.threads)
+        schema = schema_of(source)
+        columns = [Column(name, kind) for name, (kind, _) in schema.items() if kind is not None]
+        return self._profile(source, schema, columns, str(reference), progress, with_sample=True)
+
+    def _profile(
+        self,
+        source: Source,
+        schema: Schema,
+        columns: list[Column],
+        name: str,
+        progress: Progress | None,
+        with_sample: bool,
+    ) -> ReferenceProfile:
+        bins = self._bins(source, columns)
+        tally = self._count(source, columns, bins, "reading the reference", progress)
+        numeric = [c.name for c in columns if c.kind == "numeric"]
+        sample = source.sample(numeric, self.sample_size, self.seed) if with_sample and numeric else {}
+        profiled = []
+        for i, c in enumerate(columns):
+            found = tally.categories.get(i, {})
+            identifier = c.kind == "categorical" and len(found) > TOO_MANY_CATEGORIES
+            profiled.append(
+                ProfiledColumn(
+                    name=c.name,
+                    kind=c.kind,
+                    type=schema[c.name][1],
+                    missing=tally.missing[i],
+                    edges=bins[i].edges.tolist() if i in bins else None,
+                    counts=bins[i].bin_counts(tally.bins[i]).astype(int).tolist() if i in bins else None,
+                    categories=None if c.kind == "numeric" or identifier else found,
+                    distinct=len(found) if identifier else None,
+                    sample=sample[c.name].tolist() if c.name in sample else None,
+                )
+            )
+        return ReferenceProfile(source=name, rows=tally.rows, bins=self.bins, seed=self.seed, columns=profiled)
 
     def _count(
         self,
@@ -211,25 +251,42 @@ class DriftReport:
     def run(
         self, reference: Path, current: Path, only: Sequence[str] | None = None, progress: Progress | None = None
     ) -> tuple[list[Assessment], list[str], dict[str, int]]:
-        """Raises :class:`sustain.indicators.oneshot_read.DataReadError` when a file cannot be read."""
+        """Compare ``current`` with ``reference``: a data file, or a profile saved by :meth:`profile`.
+
+        Raises :class:`sustain.indicators.oneshot_read.DataReadError` when a file cannot be read, and
+        :class:`sustain.indicators.oneshot_profile.ProfileError` for a bad profile.
+        """
         if progress is not None:
             progress("reading the reference", 0.0)
-        ref_source = open_source(reference, self.threads)
+        saved = load_profile(reference) if is_profile(reference) else None
+        ref_source = None if saved is not None else open_source(reference, self.threads)
         cur_source = open_source(current, self.threads)
-        columns, notes = self.columns(ref_source, cur_source, only)
-        bins = self._bins(ref_source, columns)
-        ref = self._count(ref_source, columns, bins, "reading the reference", progress)
-        identifiers = frozenset(
-            i for i, c in enumerate(columns) if c.kind == "categorical" and len(ref.categories[i]) > TOO_MANY_CATEGORIES
-        )
-        cur = self._count(cur_source, columns, bins, "scanning the current data", progress, identifiers)
-        samples = self._samples(ref_source, cur_source, columns, cur.rows)
-        assessed = [self._assess(i, c, bins.get(i), ref, cur, samples, len(columns)) for i, c in enumerate(columns)]
+        ref_schema = schema_of(ref_source) if ref_source is not None else _profile_schema(saved)
+        columns, notes = self.columns(ref_schema, schema_of(cur_source), only)
+        if ref_source is not None:
+            profile = self._profile(ref_source, ref_schema, columns, str(reference), progress, with_sample=False)
+        else:
+            assert saved is not None
+            profile = saved
+            if saved.bins != self.bins:
+                notes.append(f"numbers are cut into the profile's {saved.bins} bins")
+        bins, ref, identifiers = _from_profile(profile, columns)
+        cur = self._count(cur_source, columns, bins, "scanning the current data", progress, frozenset(identifiers))
+        samples = self._samples(profile, ref_source, cur_source, columns, cur.rows)
+        assessed = [
+            self._assess(i, c, bins.get(i), ref, cur, samples, len(columns), identifiers.get(i))
+            for i, c in enumerate(columns)
+        ]
         decide(assessed, self.alpha, self.correction)
         return assessed, notes, {"reference_rows": ref.rows, "current_rows": cur.rows}
 
     def _samples(
-        self, reference: Source, current: Source, columns: list[Column], current_rows: int
+        self,
+        profile: ReferenceProfile,
+        reference: Source | None,
+        current: Source,
+        columns: list[Column],
+        current_rows: int,
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Raw values for exact tests, only when the current data is small enough to take one."""
         if current_rows > self.exact_max and self.test not in SAMPLE_TESTS:
@@ -237,10 +294,17 @@ class DriftReport:
         numeric = [c.name for c in columns if c.kind == "numeric"]
         if not numeric:
             return {}
-        limit = max(self.exact_max, 5000)
-        ref = reference.sample(numeric, limit, self.seed)
-        cur = current.sample(numeric, limit, self.seed)
+        if reference is not None:
+            ref = reference.sample(numeric, self.sample_size, self.seed)
+        else:
+            ref = {n: np.asarray(profile.column(n).sample or [], dtype=float) for n in numeric}
+        cur = current.sample(numeric, self.sample_size, self.seed)
         return {n: (ref[n].copy(), cur[n].copy()) for n in numeric}
+
+    @property
+    def sample_size(self) -> int:
+        """Values kept per numeric column for exact tests."""
+        return max(self.exact_max, 5000)
 
     def _assess(
         self,
@@ -251,14 +315,16 @@ class DriftReport:
         cur: Tally,
         samples: dict[str, tuple[np.ndarray, np.ndarray]],
         n_columns: int,
+        distinct: int | None = None,
     ) -> Assessment:
+        """``distinct`` is set for an identifier column: too many categories to compare."""
         edges: list[float] | None = None
         keys: list[str] = []
         if bins is not None:
             edges = bins.edges.tolist()
             ref_counts, cur_counts = bins.bin_counts(ref.bins[i]), bins.bin_counts(cur.bins[i])
-        elif len(ref.categories[i]) > TOO_MANY_CATEGORIES:
-            reason = f"{len(ref.categories[i]):,} distinct values in the reference: an identifier, not compared"
+        elif distinct is not None:
+            reason = f"{distinct:,} distinct values in the reference: an identifier, not compared"
             return insufficient(c.name, c.kind, cur.rows - cur.missing[i], reason)
         else:
             ref_map, cur_map = ref.categories[i], cur.categories[i]
@@ -302,6 +368,38 @@ class DriftReport:
         result.details["missing"] = cur.missing[i]
         result.details["histogram"] = histogram
         return result
+
+
+def schema_of(source: Source) -> Schema:
+    """Each column's kind (None: not compared) and type, as the notes name it."""
+    return {f.name: (kind_of(f.type), _type_name(f.type)) for f in source.schema}
+
+
+def _profile_schema(profile: ReferenceProfile | None) -> Schema:
+    assert profile is not None
+    return {c.name: (c.kind, c.type) for c in profile.columns}
+
+
+def _from_profile(
+    profile: ReferenceProfile, columns: list[Column]
+) -> tuple[dict[int, NumericBins], Tally, dict[int, int]]:
+    """The chosen columns' bins, the reference's counts as a :class:`Tally`, and the identifier columns with
+    their number of distinct values."""
+    bins: dict[int, NumericBins] = {}
+    identifiers: dict[int, int] = {}
+    tally = Tally(rows=profile.rows)
+    for i, c in enumerate(columns):
+        saved = profile.column(c.name)
+        tally.missing[i] = saved.missing
+        if c.kind == "numeric":
+            bins[i] = NumericBins(np.asarray(saved.edges, dtype=float))
+            tally.bins[i] = np.cumsum(np.asarray(saved.counts, dtype=np.int64))  # running counts, see NumericBins
+        elif saved.categories is None:
+            identifiers[i] = saved.distinct or 0
+            tally.categories[i] = {}
+        else:
+            tally.categories[i] = dict(saved.categories)
+    return bins, tally, identifiers
 
 
 def histograms(assessed: list[Assessment]) -> dict[str, Histogram]:
