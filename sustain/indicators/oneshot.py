@@ -5,9 +5,11 @@ The reference gives each column's bins (quantiles of a sample for numbers, see
 counted exactly in those bins in one streaming pass each
 (:mod:`sustain.indicators.oneshot_read`: row groups in parallel, never the
 whole file in memory), and the calibrated decision of
-:mod:`sustain.indicators.decide` runs on the counts. Only NumPy and PyArrow are
-imported on the Parquet path; DuckDB loads for CSV, JSON and globs, SciPy only
-when a small file takes an exact test.
+:mod:`sustain.indicators.decide` runs on the counts. The reference can also be a
+profile saved earlier (:mod:`sustain.indicators.oneshot_profile`), which holds
+the same bins, counts and sample. Only NumPy and PyArrow are imported on the
+Parquet path; DuckDB loads for CSV, JSON and globs, SciPy only when a small file
+takes an exact test.
 """
 
 from __future__ import annotations
