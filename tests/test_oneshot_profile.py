@@ -128,3 +128,11 @@ def test_a_csv_reference_profiles_too(files, tmp_path) -> None:
     result = run("drift", str(tmp_path / "csv.profile.json"), str(files["big"]), "--json")
     drifted = {r["column"] for r in json.loads(result.stdout) if r["drifted"]}
     assert drifted == {"age", "plan"}
+
+
+def test_profiling_reports_progress(files) -> None:
+    from sustain.indicators.oneshot import DriftReport
+
+    seen: list[tuple[str, float]] = []
+    made = DriftReport().profile(files["ref"], lambda label, done: seen.append((label, done)))
+    assert made.rows == 30_000 and seen[-1] == ("reading the reference", 1.0)

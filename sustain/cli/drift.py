@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from sustain.cli.app import app, err, fail, json_option, out, path_type
+
+T = TypeVar("T")
 
 
 @app.command()
@@ -68,10 +71,7 @@ def drift(
         fail(f"--{exc}", 2)  # the message starts with the setting's name
     only = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     try:
-        if json_out or not sys.stderr.isatty():
-            assessed, notes, sizes = report.run(reference, current, only)
-        else:
-            assessed, notes, sizes = _with_progress(report, reference, current, only)
+        assessed, notes, sizes = _with_progress(lambda update: report.run(reference, current, only, update), json_out)
     except DataReadError as exc:
         fail(f"cannot read the data: {exc}", 2)
     except ProfileError as exc:
@@ -103,7 +103,10 @@ def drift(
     raise click.exceptions.Exit(1 if drifted else 0)
 
 
-def _with_progress(report: Any, reference: Path, current: Path, only: list[str] | None) -> Any:
+def _with_progress(work: Callable[[Any], T], quiet: bool) -> T:
+    """``work(update)`` with rich progress bars on a terminal; ``update`` is None when nobody would see them."""
+    if quiet or not sys.stderr.isatty():
+        return work(None)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -116,7 +119,7 @@ def _with_progress(report: Any, reference: Path, current: Path, only: list[str] 
                 tasks[label] = progress.add_task(label, total=1.0)
             progress.update(tasks[label], completed=done)
 
-        return report.run(reference, current, only, update)
+        return work(update)
 
 
 def _print_table(rows: list[dict[str, Any]], sizes: dict[str, int], notes: list[str], drifted: list[str]) -> None:
@@ -174,7 +177,7 @@ def profile(reference: Path, out_file: Path, bins: int, json_out: bool) -> None:
     except ValueError as exc:
         fail(f"--{exc}", 2)
     try:
-        made = report.profile(reference)
+        made = _with_progress(lambda update: report.profile(reference, update), json_out)
     except DataReadError as exc:
         fail(f"cannot read the data: {exc}", 2)
     try:
