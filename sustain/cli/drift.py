@@ -57,9 +57,7 @@ def drift(
 
     Each is a Parquet, CSV or JSON file, a glob or a folder of Parquet files. REFERENCE can also be a profile
     saved by `sustain profile`, so the reference is not read again."""
-    for path in (reference, current):
-        if not path.exists() and not any(ch in str(path) for ch in "*?["):
-            fail(f"{path}: no such file", 2)
+    _must_exist(reference, current)
     from sustain.indicators.oneshot import DriftReport, as_rows, histograms
     from sustain.indicators.oneshot_profile import ProfileError
     from sustain.indicators.oneshot_read import DataReadError
@@ -101,6 +99,13 @@ def drift(
     else:
         _print_table(rows, sizes, notes, drifted)
     raise click.exceptions.Exit(1 if drifted else 0)
+
+
+def _must_exist(*paths: Path) -> None:
+    """A missing file is a sentence before anything loads; a glob is left to the reader."""
+    for path in paths:
+        if not path.exists() and not any(ch in str(path) for ch in "*?["):
+            fail(f"{path}: no such file", 2)
 
 
 def _with_progress(work: Callable[[Any], T], quiet: bool) -> T:
@@ -165,8 +170,7 @@ def profile(reference: Path, out_file: Path, bins: int, json_out: bool) -> None:
     """Profile REFERENCE once for `sustain drift PROFILE CURRENT`: bins, counts, categories and a bounded sample.
 
     REFERENCE is a Parquet, CSV or JSON file, a glob or a folder of Parquet files."""
-    if not reference.exists() and not any(ch in str(reference) for ch in "*?["):
-        fail(f"{reference}: no such file", 2)
+    _must_exist(reference)
     if out_file.suffix.lower() != ".json":
         fail(f"--out {out_file}: a profile is a .json file (sustain drift recognises it by that)", 2)
     from sustain.indicators.oneshot import DriftReport

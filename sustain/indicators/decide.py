@@ -18,6 +18,8 @@ import numpy.typing as npt
 
 from sustain.indicators.gamma import moment_matched_isf, moment_matched_sf
 
+OTHER = "__other__"  # the bin of every category outside the reference's set
+
 Counts = npt.NDArray[np.float64]
 Status = Literal["ok", "warn", "alert", "insufficient"]
 Correction = Literal["bh", "bonferroni", "holm", "none"]
@@ -130,6 +132,49 @@ class Assessment:
 
 def insufficient(name: str, kind: str, n: int, reason: str) -> Assessment:
     return Assessment(name, kind, n, status="insufficient", details={"reason": reason})
+
+
+def judge(
+    name: str,
+    kind: str,
+    ref_counts: Counts,
+    cur_counts: Counts,
+    *,
+    method: str,
+    test: str,
+    min_effect: float | None,
+    exact_max: int,
+    alpha: float,
+    columns: int,
+    correction: Correction,
+    draws: int,
+    seed: int,
+    samples: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
+    keys: Sequence[str] = (),
+    edges: Sequence[float] | None = None,
+) -> Assessment:
+    """One column judged with drift settings against the reference: the distance ``method`` allows for its kind,
+    the test ``test`` picks for the window's size, the effect floor, then :func:`assess`. ``keys`` name the bins of
+    a categorical or boolean column (``true`` and the :data:`OTHER` bin are what a boolean test counts)."""
+    distance = distance_for(method, kind, edges)
+    chosen = choose_test(test, kind, int(cur_counts.sum()), exact_max, ref_counts, cur_counts)
+    return assess(
+        name,
+        kind,
+        ref_counts,
+        cur_counts,
+        distance=distance,
+        test=chosen,
+        floor=min_effect if min_effect is not None else MIN_EFFECT[distance],
+        alpha=alpha,
+        columns=columns,
+        correction=correction,
+        draws=draws,
+        seed=seed,
+        samples=samples,
+        true_index=[i for i, key in enumerate(keys) if key in ("true", OTHER)],
+        edges=edges,
+    )
 
 
 def assess(

@@ -31,19 +31,16 @@ import numpy as np
 from sustain.indicators.base import Indicator, IndicatorValue, Status
 from sustain.indicators.context import WindowContext
 from sustain.indicators.decide import (
-    MIN_EFFECT,
     SAMPLE_TESTS,
     Assessment,
     Correction,
-    assess,
     check_settings,
-    choose_test,
     decide,
-    distance_for,
     insufficient,
+    judge,
 )
 from sustain.transforms.plan import ColumnPlan
-from sustain.transforms.profile import OTHER, ColumnProfile
+from sustain.transforms.profile import ColumnProfile
 
 
 class DataDrift(Indicator):
@@ -112,31 +109,29 @@ class DataDrift(Indicator):
             return insufficient(col.feature, col.kind, n, f"{n} values, fewer than min_samples={self.min_samples}")
         if ref_counts.sum() == 0:
             return insufficient(col.feature, col.kind, n, "the reference has no values")
-        edges = ref.edges if col.kind == "numeric" else None
-        distance = distance_for(self.method, col.kind, edges)
-        test = choose_test(self.test, col.kind, n, self.exact_max, ref_counts, cur_counts)
         sample = samples.get(col.column)
         pair = None
         if sample is not None:
             ref_sample = ctx.reference.sample_array(col.column)
             if len(sample) >= self.min_samples and len(ref_sample) >= self.min_samples:
                 pair = (ref_sample, sample)
-        return assess(
+        return judge(
             col.feature,
             col.kind,
             ref_counts,
             cur_counts,
-            distance=distance,
-            test=test,
-            floor=self.min_effect if self.min_effect is not None else MIN_EFFECT[distance],
+            method=self.method,
+            test=self.test,
+            min_effect=self.min_effect,
+            exact_max=self.exact_max,
             alpha=self.alpha,
             columns=len(ctx.columns),
             correction=self.correction,
             draws=self.draws,
             seed=ctx.seed,
             samples=pair,
-            true_index=[i for i, k in enumerate(keys) if k in ("true", OTHER)],
-            edges=edges,
+            keys=keys,
+            edges=ref.edges if col.kind == "numeric" else None,
         )
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:

@@ -23,16 +23,14 @@ import numpy as np
 import pyarrow as pa
 
 from sustain.indicators.decide import (
-    MIN_EFFECT,
+    OTHER,
     SAMPLE_TESTS,
     Assessment,
     Correction,
-    assess,
     check_settings,
-    choose_test,
     decide,
-    distance_for,
     insufficient,
+    judge,
 )
 from sustain.indicators.oneshot_bins import IntArray, NumericBins, Scratch
 from sustain.indicators.oneshot_html import Histogram
@@ -260,18 +258,20 @@ class DriftReport:
         """
         if progress is not None:
             progress("reading the reference", 0.0)
-        saved = load_profile(reference) if is_profile(reference) else None
-        ref_source = None if saved is not None else open_source(reference, self.threads)
+        ref_source: Source | None = None
+        ref_schema: Schema
+        if is_profile(reference):
+            profile = load_profile(reference)
+            ref_schema = {c.name: (c.kind, c.type) for c in profile.columns}
+        else:
+            ref_source = open_source(reference, self.threads)
+            ref_schema = schema_of(ref_source)
         cur_source = open_source(current, self.threads)
-        ref_schema = schema_of(ref_source) if ref_source is not None else _profile_schema(saved)
         columns, notes = self.columns(ref_schema, schema_of(cur_source), only)
         if ref_source is not None:
             profile = self._profile(ref_source, ref_schema, columns, str(reference), progress, with_sample=False)
-        else:
-            assert saved is not None
-            profile = saved
-            if saved.bins != self.bins:
-                notes.append(f"numbers are cut into the profile's {saved.bins} bins")
+        elif profile.bins != self.bins:
+            notes.append(f"numbers are cut into the profile's {profile.bins} bins")
         bins, ref, identifiers = _from_profile(profile, columns)
         cur = self._count(cur_source, columns, bins, "scanning the current data", progress, frozenset(identifiers))
         samples = self._samples(profile, ref_source, cur_source, columns, cur.rows)
@@ -336,35 +336,34 @@ class DriftReport:
             other_cur = sum(v for k, v in cur_map.items() if k not in kept)
             ref_counts = np.array([ref_map[k] for k in keys] + [other_ref], dtype=float)
             cur_counts = np.array([cur_map.get(k, 0) for k in keys] + [other_cur], dtype=float)
-            keys = [*keys, "__other__"]
+            keys = [*keys, OTHER]
         n = int(cur_counts.sum())
         if edges is not None:
             histogram = Histogram.numeric(edges, ref_counts.tolist(), cur_counts.tolist())
         else:
             shown = len(keys) if ref_counts[-1] or cur_counts[-1] else len(keys) - 1  # no empty "(other)" bar
-            labels = ["(other)" if k == "__other__" else k for k in keys[:shown]]
+            labels = ["(other)" if k == OTHER else k for k in keys[:shown]]
             histogram = Histogram(labels, ref_counts[:shown].tolist(), cur_counts[:shown].tolist())
         if n == 0 or ref_counts.sum() == 0:
             result = insufficient(c.name, c.kind, n, "no values on one side")
             result.details["histogram"] = histogram
             return result
-        distance = distance_for(self.method, c.kind, edges)
-        test = choose_test(self.test, c.kind, n, self.exact_max, ref_counts, cur_counts)
-        result = assess(
+        result = judge(
             c.name,
             c.kind,
             ref_counts,
             cur_counts,
-            distance=distance,
-            test=test,
-            floor=self.min_effect if self.min_effect is not None else MIN_EFFECT[distance],
+            method=self.method,
+            test=self.test,
+            min_effect=self.min_effect,
+            exact_max=self.exact_max,
             alpha=self.alpha,
             columns=n_columns,
             correction=self.correction,
             draws=self.draws,
             seed=self.seed + i,
             samples=samples.get(c.name),
-            true_index=[k for k, key in enumerate(keys) if key in ("true", "__other__")],
+            keys=keys,
             edges=edges,
         )
         result.details["missing"] = cur.missing[i]
@@ -375,11 +374,6 @@ class DriftReport:
 def schema_of(source: Source) -> Schema:
     """Each column's kind (None: not compared) and type, as the notes name it."""
     return {f.name: (kind_of(f.type), _type_name(f.type)) for f in source.schema}
-
-
-def _profile_schema(profile: ReferenceProfile | None) -> Schema:
-    assert profile is not None
-    return {c.name: (c.kind, c.type) for c in profile.columns}
 
 
 def _from_profile(

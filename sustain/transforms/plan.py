@@ -32,7 +32,7 @@ import orjson
 from sustain.durations import parse_duration
 from sustain.spec import ModelSpec
 from sustain.store.layout import Layout
-from sustain.transforms.profile import ReferenceProfile
+from sustain.transforms.profile import OTHER, ReferenceProfile
 
 # Latency histogram edges in milliseconds: 4 per decade from 0.1 ms to 100 s. Quantiles read from it are
 # within about 30% (one bin) of the exact value; interpolation inside the bin does better in practice.
@@ -130,7 +130,7 @@ def plan_for(spec: ModelSpec, window: str, binning: ReferenceProfile | None) -> 
             elif output is not None and output.classes:
                 categories = tuple(output.classes)
             elif known is not None and known.categories:
-                categories = tuple(k for k in known.categories if k != "__other__")
+                categories = tuple(k for k in known.categories if k != OTHER)
             columns.append(ColumnPlan(column, kind, categories=categories))
         else:
             edges = tuple(known.edges) if known is not None and known.edges is not None else None

@@ -33,7 +33,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-OTHER = "__other__"
+from sustain.indicators.decide import OTHER as OTHER  # one name for the bin, re-exported for the transforms
+
 QUANTILE_POINTS = 101
 
 

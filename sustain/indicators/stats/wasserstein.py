@@ -51,22 +51,35 @@ TailModel = Literal["exponential", "uniform"]
 _GRID = np.linspace(0.0, 40.0, 1025)  # tail grid in units of the tail scale; exp(-40) is negligible
 
 
-def _abs_integral(x: FloatArray, d: FloatArray, exact: FloatArray | None = None) -> float:
-    """Integral of ``|d|`` given its values at the points ``x``.
+def abs_integral(x: npt.ArrayLike, d: npt.ArrayLike, exact: npt.ArrayLike | None = None) -> FloatArray:
+    """Integral of ``|d|`` given its values at the points ``x``, along the last axis (one value per row).
 
     Between two points ``d`` is taken as linear, which is exact for the interior
     bins; where the two end values have the same sign, ``exact`` (the signed
     integral of each segment, when known) replaces the linear approximation.
     """
-    if x.size < 2:
-        return 0.0
-    width = np.diff(x)
-    a, b = d[:-1], d[1:]
+    x, d = np.asarray(x, dtype=float), np.asarray(d, dtype=float)
+    width = np.diff(x, axis=-1)
+    a, b = d[..., :-1], d[..., 1:]
     s = np.abs(a) + np.abs(b)
     crossing = a * b < 0
     crossing_part = np.divide(a * a + b * b, 2.0 * s, out=np.zeros_like(s), where=crossing)
-    same_sign = width * s / 2.0 if exact is None else np.abs(exact)
-    return float(np.sum(np.where(crossing, width * crossing_part, same_sign)))
+    same_sign = width * s / 2.0 if exact is None else np.abs(np.asarray(exact, dtype=float))
+    result: FloatArray = np.sum(np.where(crossing, width * crossing_part, same_sign), axis=-1)
+    return result
+
+
+def tail_scale(
+    mass: npt.ArrayLike, adjacent_mass: npt.ArrayLike, adjacent_width: npt.ArrayLike, cap: float
+) -> FloatArray:
+    """The exponential scale of an outer bin, element-wise: its density at the edge continues the adjacent
+    bin's (``mass * adjacent_width / adjacent_mass``), at most ``cap``; the adjacent width when the outer bin is
+    empty, ``cap`` when the adjacent one is."""
+    m, adjacent = np.asarray(mass, dtype=float), np.asarray(adjacent_mass, dtype=float)
+    width = np.asarray(adjacent_width, dtype=float)
+    ratio = np.divide(m * width, adjacent, out=np.full_like(m, cap), where=adjacent > 0)
+    result: FloatArray = np.where(m == 0, width, np.minimum(ratio, cap))
+    return result
 
 
 class _Tail:
@@ -160,17 +173,10 @@ def _tails(p: FloatArray, e: FloatArray, low: float, high: float, tail: TailMode
     """Lower and upper tail models for one sample with proportions ``p``."""
     if e.size == 1 or tail == "uniform":
         return _Tail(float(p[0]), 1.0, low, "uniform"), _Tail(float(p[-1]), 1.0, high, "uniform")
-    cap = float(e[-1] - e[0])
-
-    def scale(mass: float, adjacent_mass: float, adjacent_width: float) -> float:
-        if mass == 0.0:
-            return adjacent_width
-        if adjacent_mass == 0.0:
-            return cap
-        return min(mass * adjacent_width / adjacent_mass, cap)
-
-    lower = _Tail(float(p[0]), scale(float(p[0]), float(p[1]), float(e[1] - e[0])), low, "exponential")
-    upper = _Tail(float(p[-1]), scale(float(p[-1]), float(p[-2]), float(e[-1] - e[-2])), high, "exponential")
+    outer, adjacent = p[[0, -1]], p[[1, -2]]
+    low_scale, high_scale = tail_scale(outer, adjacent, [e[1] - e[0], e[-1] - e[-2]], float(e[-1] - e[0])).tolist()
+    lower = _Tail(float(p[0]), low_scale, low, "exponential")
+    upper = _Tail(float(p[-1]), high_scale, high, "exponential")
     return lower, upper
 
 
@@ -205,7 +211,7 @@ def _tail_distance(ref: _Tail, cur: _Tail) -> float:
     t = np.union1d(ref.grid(), cur.grid())
     d = ref.mass * ref.survival(t) - cur.mass * cur.survival(t)
     signed = ref.mass * np.diff(ref.integrated_survival(t)) - cur.mass * np.diff(cur.integrated_survival(t))
-    return _abs_integral(t, d, signed)
+    return float(abs_integral(t, d, signed))
 
 
 def _prepare(
@@ -255,7 +261,7 @@ def wasserstein_binned(
 
 def _w1(p: FloatArray, q: FloatArray, e: FloatArray, low: float, high: float, tail: TailModel) -> float:
     """W1 between proportions ``p`` and ``q`` over checked edges and outer-bin extents."""
-    interior = _abs_integral(e, np.cumsum(p - q)[:-1])
+    interior = float(abs_integral(e, np.cumsum(p - q)[:-1]))
     ref_lower, ref_upper = _tails(p, e, low, high, tail)
     cur_lower, cur_upper = _tails(q, e, low, high, tail)
     return interior + _tail_distance(ref_lower, cur_lower) + _tail_distance(ref_upper, cur_upper)

@@ -27,7 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from sustain.indicators.stats._validate import FloatArray
-from sustain.indicators.stats.wasserstein import _check_edges, exponential_gap, wasserstein_normed
+from sustain.indicators.stats.wasserstein import (
+    _check_edges,
+    abs_integral,
+    exponential_gap,
+    tail_scale,
+    wasserstein_normed,
+)
 
 Matrix = npt.NDArray[np.float64]
 
@@ -53,7 +59,7 @@ class NormedWasserstein:
         p = ref / ref.sum(axis=1, keepdims=True)
         q = cur / cur.sum(axis=1, keepdims=True)
         e = self.edges
-        interior = _abs_integral_rows(np.broadcast_to(e, (p.shape[0], e.size)), np.cumsum(p - q, axis=1)[:, :-1])
+        interior = abs_integral(e, np.cumsum(p - q, axis=1)[:, :-1])
         lower = _tail_rows(p[:, 0], p[:, 1], q[:, 0], q[:, 1], float(e[1] - e[0]), float(e[-1] - e[0]))
         upper = _tail_rows(p[:, -1], p[:, -2], q[:, -1], q[:, -2], float(e[-1] - e[-2]), float(e[-1] - e[0]))
         std = _binned_std_rows(p, e)
@@ -61,25 +67,6 @@ class NormedWasserstein:
             raise ValueError("ref_counts has zero estimated standard deviation; pass ref_std explicitly.")
         result: FloatArray = (interior + lower + upper) / std
         return result
-
-
-def _abs_integral_rows(x: Matrix, d: Matrix, exact: Matrix | None = None) -> FloatArray:
-    """Row-wise :func:`sustain.indicators.stats.wasserstein._abs_integral`."""
-    width = np.diff(x, axis=1)
-    a, b = d[:, :-1], d[:, 1:]
-    s = np.abs(a) + np.abs(b)
-    crossing = a * b < 0
-    crossing_part = np.divide(a * a + b * b, 2.0 * s, out=np.zeros_like(s), where=crossing)
-    same_sign = width * s / 2.0 if exact is None else np.abs(exact)
-    result: FloatArray = np.sum(np.where(crossing, width * crossing_part, same_sign), axis=1)
-    return result
-
-
-def _scale_rows(mass: FloatArray, adjacent_mass: FloatArray, adjacent_width: float, cap: float) -> FloatArray:
-    """The exponential tail scale of :func:`sustain.indicators.stats.wasserstein._tails`, per row."""
-    ratio = np.divide(mass * adjacent_width, adjacent_mass, out=np.full_like(mass, cap), where=adjacent_mass > 0)
-    result: FloatArray = np.where(mass == 0, adjacent_width, np.minimum(ratio, cap))
-    return result
 
 
 def _tail_rows(
@@ -91,16 +78,16 @@ def _tail_rows(
     cap: float,
 ) -> FloatArray:
     """``integral |m_ref S_ref(t) - m_cur S_cur(t)| dt`` over one unbounded outer bin, per row."""
-    ref_scale = _scale_rows(ref_mass, ref_adjacent, adjacent_width, cap)
-    cur_scale = _scale_rows(cur_mass, cur_adjacent, adjacent_width, cap)
+    ref_scale = tail_scale(ref_mass, ref_adjacent, adjacent_width, cap)
+    cur_scale = tail_scale(cur_mass, cur_adjacent, adjacent_width, cap)
     return exponential_gap(ref_mass, ref_scale, cur_mass, cur_scale)
 
 
 def _binned_std_rows(p: Matrix, e: FloatArray) -> FloatArray:
     """Row-wise :func:`sustain.indicators.stats.wasserstein._binned_std` for unbounded exponential tails."""
     cap = float(e[-1] - e[0])
-    lo_scale = _scale_rows(p[:, 0], p[:, 1], float(e[1] - e[0]), cap)
-    hi_scale = _scale_rows(p[:, -1], p[:, -2], float(e[-1] - e[-2]), cap)
+    lo_scale = tail_scale(p[:, 0], p[:, 1], float(e[1] - e[0]), cap)
+    hi_scale = tail_scale(p[:, -1], p[:, -2], float(e[-1] - e[-2]), cap)
     x = e - float(e[0] + e[-1]) / 2.0
     mid, width, inner = (x[1:] + x[:-1]) / 2.0, np.diff(x), p[:, 1:-1]
     lo_mass, hi_mass = p[:, 0], p[:, -1]
