@@ -138,3 +138,11 @@ def test_error_orderings(pairs: list[tuple[float, float]]) -> None:
     assert m["mape"] >= 0.0
     if m["r2"] is not None:
         assert m["r2"] <= 1.0
+
+
+def test_r2_when_the_spread_of_y_underflows_matches_scikit_learn() -> None:
+    """Found by Hypothesis: two distinct values whose squared spread is 0.0 in floating point."""
+    from sklearn.metrics import r2_score
+
+    y, pred = np.array([0.0, 2.8618018986328193e-167]), np.array([0.0, 1.0])
+    assert regression_metrics(y, pred)["r2"] == r2_score(y, pred) == 0.0

@@ -61,6 +61,8 @@ def _r2(y_true: FloatArray, y_pred: FloatArray) -> float | None:
     if np.all(y_true == y_true[0]):
         return 0.0
     denominator = float(np.sum((y_true - np.mean(y_true)) ** 2))
+    if denominator == 0.0:  # distinct values whose squared spread underflows: as constant, like scikit-learn
+        return 0.0
     return 1.0 - numerator / denominator
 
 
