@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := dev,ml,elasticsearch,mlflow
+EXTRAS := dev,ml,elasticsearch,mlflow,aiu,deploy
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
 ES_TYPES := tests/es_types/node_modules/.installed
 ELASTALERT := .cache/elastalert-venv/.requirements.sha256
 CHROMIUM := /usr/bin/chromium
+REDIS := /usr/bin/redis-server
 
 .PHONY: run test venv lint typecheck unit bench bench-drift clean
 
@@ -28,12 +29,16 @@ run: $(STAMP)
 	$(BIN)/sustain serve --config examples/sustain.yaml --demo-traffic --host $(HOST) --port $(PORT)
 
 ## make test: install what tests need, then lint, type checks and the whole suite.
-test: $(STAMP) $(ES_TYPES) $(ELASTALERT) $(CHROMIUM)
+test: $(STAMP) $(ES_TYPES) $(ELASTALERT) $(CHROMIUM) $(REDIS)
 	$(MAKE) lint typecheck unit
 
 # The web UI tests drive the distribution's Chromium through Playwright (no browser download at run time).
 $(CHROMIUM):
 	apt-get update && apt-get install -y chromium
+
+# Inference units run against a real Redis server on loopback, started by the tests themselves.
+$(REDIS):
+	apt-get update && apt-get install -y redis-server
 
 # Elastic's published TypeScript API types and tsc: every generated Elasticsearch body is checked against them.
 $(ES_TYPES): tests/es_types/package.json tests/es_types/package-lock.json
