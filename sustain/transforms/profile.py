@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sustain.indicators.decide import OTHER as OTHER  # one name for the bin, re-exported for the transforms
+from sustain.transforms.edges import quantile_edges
 
 QUANTILE_POINTS = 101
 
@@ -131,15 +132,6 @@ def binning_profile(profiles: list[ReferenceProfile], version: str | None) -> Re
     return profiles[0] if profiles else None
 
 
-def _quantile_edges(values: npt.NDArray[np.float64], bins: int) -> list[float]:
-    distinct = np.unique(values)
-    if len(distinct) <= bins:
-        # Few distinct values: one bin per value, exact for discrete features.
-        return [float(v) for v in distinct[:-1]]
-    qs = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1], method="linear")
-    return [float(v) for v in np.unique(qs)]
-
-
 def numeric_values(arr: pa.ChunkedArray | pa.Array, kind: str) -> npt.NDArray[np.float64]:
     """The numbers a column is binned on: its value, a text's length or an embedding's norm (NaN for null)."""
     if kind == "text":
@@ -162,7 +154,7 @@ def numeric_profile(
     profile = ColumnProfile(column=column, kind=kind, n=len(values), missing=int(len(values) - len(finite)))
     if len(finite) == 0:
         return profile
-    profile.edges = edges if edges is not None else _quantile_edges(finite, bins)
+    profile.edges = edges if edges is not None else quantile_edges(finite, bins).tolist()
     profile.counts = profile.bin_counts(finite)
     profile.mean = float(finite.mean())
     profile.std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
