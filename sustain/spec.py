@@ -125,8 +125,9 @@ class Output(_Strict):
     """One thing the model says.
 
     ``class_label`` is the predicted class; ``class_scores`` one score per class
-    (sent as a list in class order or a {class: score} object); ``probability``
-    a single score (e.g. of the positive class); ``regression`` a number.
+    (sent as a list in class order or a {class: score} object; matched to the
+    label's classes by name); ``probability`` the score of the label's
+    ``positive_class`` (the last class when none is named); ``regression`` a number.
     """
 
     name: str
@@ -158,7 +159,16 @@ class Label(_Strict):
 
     kind: LabelKind
     classes: StrList | None = None
-    positive_class: str | None = None
+    positive_class: str | None = Field(
+        default=None,
+        description="the positive class of binary metrics and estimates, and the class a probability output is "
+        "the score of (default: the last class)",
+    )
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _positive_as_str(cls, v: Any) -> Any:
+        return _as_str_list([v])[0] if v is not None else None
 
     @field_validator("classes")
     @classmethod

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from sustain.indicators.base import Indicator, IndicatorValue, Status
 from sustain.indicators.context import WindowContext
+from sustain.indicators.metrics._common import positive_index
 from sustain.spec import ModelSpec, Output
 
 CLASSIFICATION = (
@@ -60,21 +61,39 @@ def _classes(spec: ModelSpec, prediction: Output | None, scores: Output | None) 
     return ["0", "1"]
 
 
+def _positive(spec: ModelSpec, override: str | None) -> str | None:
+    """The positive class of binary metrics and estimates: the indicator's own ``positive`` parameter, else the
+    spec's ``label.positive_class``; None means the last class."""
+    if override is not None:
+        return override
+    return spec.label.positive_class if spec.label is not None else None
+
+
 def _score_columns(scores: Output | None, classes: list[str]) -> list[str]:
+    """The stored score columns in ``classes`` order (scores are matched to classes by name, whatever order the
+    output lists them in); none when the output does not score every class."""
     if scores is None:
         return []
     if scores.kind == "probability":
         return [f"o:{scores.name}"]
-    return [f"o:{scores.name}:{c}" for c in scores.classes or classes]
+    listed = scores.classes or classes
+    if any(c not in listed for c in classes):
+        return []
+    return [f"o:{scores.name}:{c}" for c in classes]
 
 
-def _score_matrix(table: pa.Table, columns: Sequence[str], classes: list[str]) -> np.ndarray | None:
+def _score_matrix(
+    table: pa.Table, columns: Sequence[str], classes: list[str], positive: str | None
+) -> np.ndarray | None:
+    """Scores as an ``n × k`` matrix in ``classes`` order; a single probability is the positive class's score."""
     if not columns or any(c not in table.column_names for c in columns):
         return None
     matrix = np.column_stack([np.asarray(table.column(c).to_numpy(zero_copy_only=False), float) for c in columns])
-    if len(columns) == 1:  # a probability of the positive (last) class
+    if len(columns) == 1 and len(classes) == 2:
         p = matrix[:, 0]
-        matrix = np.column_stack([1 - p, p]) if len(classes) == 2 else matrix
+        pos = positive_index(classes, positive)
+        matrix = np.empty((len(p), 2))
+        matrix[:, pos], matrix[:, 1 - pos] = p, 1 - p
     return matrix
 
 
@@ -98,6 +117,7 @@ class LabelMetrics(Indicator):
             return
         prediction, scores = _outputs(spec)
         classes = _classes(spec, prediction, scores)
+        positive = _positive(spec, self.positive)
         score_columns = _score_columns(scores, classes)
         columns = ([f"o:{prediction.name}"] if prediction else []) + score_columns
         table = ctx.labelled(columns)
@@ -135,7 +155,7 @@ class LabelMetrics(Indicator):
 
         y_true = _strings(table, "label")
         y_pred = _strings(table, f"o:{prediction.name}") if prediction else None
-        matrix = _score_matrix(table, score_columns, classes)
+        matrix = _score_matrix(table, score_columns, classes, positive)
         keep = [
             i
             for i, (t, p) in enumerate(zip(y_true, y_pred or y_true, strict=True))
@@ -146,7 +166,7 @@ class LabelMetrics(Indicator):
             [y_pred[i] for i in keep] if y_pred else None,  # type: ignore[misc]
             matrix[keep] if matrix is not None else None,
             classes,
-            self.positive,
+            positive,
         )
         for metric in CLASSIFICATION:
             details: dict[str, Any] = {}
@@ -212,14 +232,14 @@ class EstimatedPerformance(Indicator):
         self.positive = positive
         self._calibrators: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {}
 
-    def _calibrator(self, ctx: WindowContext, columns: list[str], classes: list[str]) -> Any:
+    def _calibrator(self, ctx: WindowContext, columns: list[str], classes: list[str], positive: str | None) -> Any:
         reference = ctx.reference
         if not self.calibrate or reference is None or "label" not in reference.sample:
             return None
         key = f"{reference.version}:{reference.created_at.isoformat()}"
         if key not in self._calibrators:
             table = pa.table({c: reference.sample.get(c, []) for c in [*columns, "label"]})
-            matrix = _score_matrix(table, columns, classes)
+            matrix = _score_matrix(table, columns, classes, positive)
             labels = _strings(table, "label")
             keep = [
                 i
@@ -246,10 +266,11 @@ class EstimatedPerformance(Indicator):
             )
             return
         classes = _classes(spec, prediction, scores)
+        positive = _positive(spec, self.positive)
         columns = _score_columns(scores, classes)
         wanted = columns + ([f"o:{prediction.name}"] if prediction else [])
         table = ctx.sample(wanted, self.sample_size)
-        matrix = _score_matrix(table, columns, classes) if table.num_rows else None
+        matrix = _score_matrix(table, columns, classes, positive) if table.num_rows else None
         if matrix is None or len(matrix) == 0:
             for metric in self.metrics:
                 yield IndicatorValue(None, None, status="insufficient", metric=metric, details={"reason": "no scores"})
@@ -261,7 +282,7 @@ class EstimatedPerformance(Indicator):
                 yield IndicatorValue(None, None, status="insufficient", n=len(keep), metric=metric)
             return
         matrix = matrix[keep]
-        calibrator = self._calibrator(ctx, columns, classes)
+        calibrator = self._calibrator(ctx, columns, classes, positive)
         if calibrator is not None:
             matrix = calibrator(matrix)
         from sustain.indicators.metrics import estimate_classification
@@ -270,12 +291,12 @@ class EstimatedPerformance(Indicator):
             matrix,
             classes,
             [y_pred[i] for i in keep] if y_pred else None,  # type: ignore[misc]
-            positive=self.positive,
+            positive=positive,
             metrics=self.metrics,
             draws=self.draws,
             seed=ctx.seed,
         )
-        realised = self._realised(ctx, wanted, columns, prediction, classes)
+        realised = self._realised(ctx, wanted, columns, prediction, classes, positive)
         for metric in self.metrics:
             est = estimates.get(metric)
             details: dict[str, Any] = {"calibrated": calibrator is not None}
@@ -294,14 +315,20 @@ class EstimatedPerformance(Indicator):
             )
 
     def _realised(
-        self, ctx: WindowContext, wanted: list[str], columns: list[str], prediction: Output | None, classes: list[str]
+        self,
+        ctx: WindowContext,
+        wanted: list[str],
+        columns: list[str],
+        prediction: Output | None,
+        classes: list[str],
+        positive: str | None,
     ) -> tuple[dict[str, Any], int] | None:
         table = ctx.labelled(wanted)
         if table.num_rows < self.min_samples:
             return None
         from sustain.indicators.metrics import classification_metrics
 
-        matrix = _score_matrix(table, columns, classes)
+        matrix = _score_matrix(table, columns, classes, positive)
         labels = _strings(table, "label")
         preds = _strings(table, f"o:{prediction.name}") if prediction else None
         keep = [
@@ -314,6 +341,6 @@ class EstimatedPerformance(Indicator):
             [preds[i] for i in keep] if preds else None,  # type: ignore[misc]
             matrix[keep] if matrix is not None else None,
             classes,
-            self.positive,
+            positive,
         )
         return values, len(keep)
