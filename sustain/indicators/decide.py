@@ -37,6 +37,7 @@ DISTANCE_NAMES = tuple(MIN_EFFECT)
 # Distances defined only on ordered bins; other kinds of column fall back to their default distance.
 NUMERIC_ONLY = frozenset({"wasserstein"})
 SAMPLE_TESTS = ("ks", "cvm", "ad")
+CALIBRATED_MIN_COUNT = 100  # reference values per category below which categories keep their exact test
 TESTS = ("auto", "calibrated", "chi2", "z", "fisher", *SAMPLE_TESTS)
 
 
@@ -88,10 +89,21 @@ def distance_for(method: str, kind: str, edges: Sequence[float] | None = None) -
 
 
 def choose_test(test: str, kind: str, n: int, exact_max: int, ref_counts: Counts, cur_counts: Counts) -> str:
-    """``auto``: exact tests while the window is small, the calibrated distance beyond ``exact_max``."""
+    """``auto``: exact tests while the window is small, the calibrated distance beyond ``exact_max``.
+
+    Categories and booleans keep their exact test (chi-square with sparse categories merged, the two-proportion
+    z-test or Fisher's) at any size when a category seen on either side has fewer than
+    :data:`CALIBRATED_MIN_COUNT` reference values: the calibrated null draws both sides from the reference's
+    own shares, which are too uncertain there (a boolean with 2% positives in 300 reference rows false-alarmed
+    at twice its level), and knows nothing of categories the reference never saw."""
     if test != "auto":
         return test
-    if n > exact_max:
+    if kind in ("categorical", "boolean"):
+        seen = (ref_counts + cur_counts) > 0
+        sparse = bool(seen.any()) and float(ref_counts[seen].min()) < CALIBRATED_MIN_COUNT
+        if n > exact_max and not sparse:
+            return "calibrated"
+    elif n > exact_max:
         return "calibrated"
     if kind == "categorical":
         return "chi2"
@@ -217,9 +229,10 @@ def assess(
     elif test == "chi2":
         from sustain.indicators.stats import binned
 
-        result = binned.chi_square(ref_counts, cur_counts)
+        pooled_ref, pooled_cur = binned.pool_sparse(ref_counts, cur_counts)
+        result = binned.chi_square(pooled_ref, pooled_cur)
         out.p_value = result.p_value
-        out.details["statistic"] = result.statistic
+        out.details.update(statistic=result.statistic, tested_bins=len(pooled_ref))
         out.threshold = floor
     elif test in ("z", "fisher"):
         from sustain.indicators.stats import twosample

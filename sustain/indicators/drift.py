@@ -31,6 +31,7 @@ import numpy as np
 from sustain.indicators.base import Indicator, IndicatorValue, Status
 from sustain.indicators.context import WindowContext
 from sustain.indicators.decide import (
+    OTHER,
     SAMPLE_TESTS,
     Assessment,
     Correction,
@@ -81,7 +82,16 @@ class DataDrift(Indicator):
             summary = ctx.window.categories(col.column)
             if summary is None or ref.categories is None:
                 return "no category counts"
-            folded = ref.category_counts(summary.counts)
+            if ref.categories.get(OTHER, 0) or col.kind == "boolean":
+                # The reference's rarest categories are kept only as one total: fold the window onto it.
+                folded = ref.category_counts(summary.counts)
+            else:
+                # The reference's categories are all known: a category it never saw keeps a bin of its own, so
+                # that the test, not the reference alone, decides which categories are too sparse to stand alone.
+                folded = {k: 0 for k in ref.categories}
+                for key, value in summary.counts.items():
+                    folded[key] = folded.get(key, 0) + value
+                folded.setdefault(OTHER, 0)
             keys = list(folded)
             return (
                 np.array([ref.categories.get(k, 0) for k in keys], dtype=float),

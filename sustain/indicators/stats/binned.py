@@ -265,3 +265,37 @@ def chi_square(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike) -> TestResu
 
     p = float(np.clip(stats.chi2.sf(statistic, dof), 0.0, 1.0))
     return TestResult(method="chi_square", statistic=statistic, p_value=p, n_ref=n_ref, n_cur=n_cur)
+
+
+def pool_sparse(
+    ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike, min_expected: float = 5.0
+) -> tuple[FloatArray, FloatArray]:
+    """Merge the bins too sparse for the chi-square approximation into one, before :func:`chi_square`.
+
+    A bin is sparse when its expected count on the smaller side (its pooled count times that side's share of
+    all values) is below ``min_expected``; all sparse bins become one pooled bin, appended last. When that
+    bin is still below ``min_expected`` it joins the smallest of the other bins. Bins empty on both sides are
+    dropped. The choice depends on the pooled counts only (the margins the test conditions on), so the test
+    keeps its level: on a 500-category Zipf column with 300 reference and 1,000 current values of the same
+    distribution the unpooled test rejects at the 1% level almost every time.
+
+    >>> ref, cur = pool_sparse([500, 300, 3, 2, 1, 0], [480, 310, 2, 4, 0, 1])
+    >>> ref.tolist(), cur.tolist()
+    ([500.0, 300.0, 6.0], [480.0, 310.0, 7.0])
+    """
+    ref, cur = check_count_pair(ref_counts, cur_counts)
+    keep = (ref > 0) | (cur > 0)
+    ref, cur = ref[keep], cur[keep]
+    n_ref, n_cur = float(ref.sum()), float(cur.sum())
+    smaller = min(n_ref, n_cur) / (n_ref + n_cur)
+    sparse = (ref + cur) * smaller < min_expected
+    if not sparse.any():
+        return ref, cur
+    pooled_ref, pooled_cur = float(ref[sparse].sum()), float(cur[sparse].sum())
+    ref, cur = ref[~sparse], cur[~sparse]
+    if (pooled_ref + pooled_cur) * smaller < min_expected and ref.size:
+        smallest = int(np.argmin(ref + cur))
+        ref[smallest] += pooled_ref
+        cur[smallest] += pooled_cur
+        return ref, cur
+    return np.append(ref, pooled_ref), np.append(cur, pooled_cur)
