@@ -141,7 +141,7 @@ class DataDrift(Indicator):
             seed=ctx.seed,
             samples=pair,
             keys=keys,
-            edges=ref.edges if col.kind == "numeric" else None,
+            edges=ref.edges if ref.binned else None,
         )
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:
@@ -156,6 +156,8 @@ class DataDrift(Indicator):
             details = dict(a.details)
             if a.distance:
                 details.update(min_effect=a.floor, p_adjusted=a.p_adjusted)
+                if a.margin:
+                    details["effect_margin"] = a.margin
             yield IndicatorValue(
                 feature=a.name,
                 value=a.value,
