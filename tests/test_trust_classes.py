@@ -9,7 +9,9 @@ a realised 0.755: the probability was always read as the last class's score.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,15 +19,15 @@ import pyarrow as pa
 import pytest
 from sklearn import metrics as skm
 
+from sustain.backends.duckdb.engine import embedded_engine
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.collector.events import parse_events
 from sustain.collector.labels import parse_labels
 from sustain.collector.reference import to_layout
-from sustain.engine import Engine
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery
 from sustain.spec import ModelSpec
-from sustain.spec_loader import parse_model_spec
+from sustain.spec.loader import parse_model_spec
 from sustain.store.base import EventBatch
-from sustain.store.duckdb import DuckDBStore
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 LATER = T0 + timedelta(days=30)
@@ -98,14 +100,23 @@ class Binary:
         return pa.table(body)
 
 
-def _run(tmp_path, spec: ModelSpec, model: Binary, n: int = 1500) -> tuple[dict[str | None, IndicatorDoc], ...]:
+@dataclass
+class Outcome:
+    metrics: dict[str | None, IndicatorDoc]
+    estimates: dict[str | None, IndicatorDoc]
+    y_true: list[str]
+    y_pred: list[str]
+    p_positive: np.ndarray
+
+
+def _run(tmp_path: Path, spec: ModelSpec, model: Binary, n: int = 1500) -> Outcome:
     store = DuckDBStore(f"duckdb:///{tmp_path / 'c.duckdb'}")
     store.put_spec(spec)
     store.put_reference("c", "1", to_layout(spec, model.reference(20_000)).table)
-    engine = Engine.embedded(store, clock=lambda: LATER)
+    engine = embedded_engine(store, clock=lambda: LATER)
     engine.on_reference("c", "1")
     xz, p, truth = model.draw(n)
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "request_id": f"r{i}",
             "timestamp": (T0 + timedelta(seconds=i)).isoformat(),
@@ -123,12 +134,13 @@ def _run(tmp_path, spec: ModelSpec, model: Binary, n: int = 1500) -> tuple[dict[
     docs = engine.documents.query(IndicatorQuery("c", limit=10_000))
     metrics = {d.metric: d for d in docs if d.indicator == "label_metrics"}
     estimates = {d.metric: d for d in docs if d.indicator == "estimated_performance"}
-    expected = {
-        "y_true": [str(model.positive if t else model.negative) for t in truth],
-        "y_pred": [str(e["outputs"]["prediction"]) for e in events],
-        "p_positive": p,
-    }
-    return metrics, estimates, expected  # type: ignore[return-value]
+    return Outcome(
+        metrics,
+        estimates,
+        [str(model.positive if t else model.negative) for t in truth],
+        [str(e["outputs"]["prediction"]) for e in events],
+        p,
+    )
 
 
 CASES = [
@@ -149,8 +161,9 @@ def test_binary_metrics_and_estimates_follow_the_spec(
 ) -> None:
     spec = _spec(classes, positive_class, output, score_classes)
     model = Binary(spec, positive, negative, seed=len(str(classes)) + len(output))
-    metrics, estimates, truth = _run(tmp_path, spec, model)
-    y_true, y_pred, p = truth["y_true"], truth["y_pred"], truth["p_positive"]
+    outcome = _run(tmp_path, spec, model)
+    metrics, estimates = outcome.metrics, outcome.estimates
+    y_true, y_pred, p = outcome.y_true, outcome.y_pred, outcome.p_positive
     pos, names = str(positive), [str(c) for c in classes]
     expected = {
         "accuracy": skm.accuracy_score(y_true, y_pred),
@@ -196,7 +209,7 @@ def test_multiclass_scores_map_by_class_name(tmp_path) -> None:
     proba = np.round(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), 6)
     proba[:, 2] = 1.0 - proba[:, 0] - proba[:, 1]
     truth = [classes[int(np.searchsorted(np.cumsum(row), rng.uniform()))] for row in proba]
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "request_id": f"r{i}",
             "timestamp": (T0 + timedelta(seconds=i)).isoformat(),
@@ -210,7 +223,7 @@ def test_multiclass_scores_map_by_class_name(tmp_path) -> None:
     ]
     store = DuckDBStore(f"duckdb:///{tmp_path / 'm.duckdb'}")
     store.put_spec(spec)
-    engine = Engine.embedded(store, clock=lambda: LATER)
+    engine = embedded_engine(store, clock=lambda: LATER)
     store.append_events([EventBatch("c", parse_events(spec, events, LATER).table)])
     batch, _ = parse_labels(spec, [{"request_id": f"r{i}", "label": truth[i]} for i in range(n)], LATER)
     store.append_labels([batch])

@@ -19,17 +19,17 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sustain.backends.duckdb.runner import TransformRunner
+from sustain.backends.duckdb.store import DuckDBStore
+from sustain.backends.duckdb.tables import DuckDBWindows
 from sustain.collector.events import parse_events
 from sustain.collector.reference import to_layout
-from sustain.indicators.oneshot import DriftReport
-from sustain.indicators.oneshot_bins import NumericBins, Scratch
-from sustain.spec_loader import parse_model_spec
+from sustain.report.bins import NumericBins, Scratch
+from sustain.report.drift import DriftReport
+from sustain.spec.loader import parse_model_spec
 from sustain.store.base import EventBatch
-from sustain.store.duckdb import DuckDBStore
-from sustain.transforms.duckdb_tables import DuckDBWindows
 from sustain.transforms.profile import build_profile
 from sustain.transforms.references import profile_reference
-from sustain.transforms.runner import TransformRunner
 
 REPRO = np.r_[0.0, np.full(20, 0.01), np.round(np.arange(2, 101) * 0.01, 2)]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sustain.indicators.decide import decide, judge
-from sustain.indicators.oneshot_bins import NumericBins, Scratch
+from sustain.report.bins import NumericBins, Scratch
 
 REFERENCE = 100_000
 

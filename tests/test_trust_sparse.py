@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sustain.indicators.decide import OTHER, judge
-from sustain.indicators.oneshot import DriftReport
+from sustain.indicators.decide import judge
 from sustain.indicators.stats.binned import pool_sparse
+from sustain.report.drift import DriftReport
+from sustain.transforms.bins import OTHER
 
 LEVELS = np.array([f"c{i}" for i in range(500)])
 ZIPF = 1.0 / np.arange(1, 501) ** 1.1

@@ -31,7 +31,6 @@ import numpy as np
 from sustain.indicators.base import Indicator, IndicatorValue, Status
 from sustain.indicators.context import WindowContext
 from sustain.indicators.decide import (
-    OTHER,
     SAMPLE_TESTS,
     Assessment,
     Correction,
@@ -40,6 +39,7 @@ from sustain.indicators.decide import (
     insufficient,
     judge,
 )
+from sustain.transforms.bins import OTHER
 from sustain.transforms.plan import ColumnPlan
 from sustain.transforms.profile import ColumnProfile
 
