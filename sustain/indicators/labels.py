@@ -10,7 +10,11 @@ windows of their events.
 model's calibrated scores alone (confidence-based estimation, as NannyML's
 CBPE), with an interval, and puts the realised value beside the estimate once
 labels are in. Scores are recalibrated on the labelled reference first when it
-has labels (isotonic, per class).
+has labels (isotonic, per class), on the profile's labelled sample (up to
+``reference.labelled_sample_size`` rows, 50,000 by default); the calibrators
+are fitted on bootstrap resamples of it and the Monte Carlo draws are split
+among them, so the interval covers the calibration's own uncertainty. Every
+draw's metrics are computed on the model's own scores, as the realised ones.
 """
 
 from __future__ import annotations
@@ -223,6 +227,7 @@ class EstimatedPerformance(Indicator):
         calibrate: bool = True,
         min_samples: int = 50,
         positive: str | None = None,
+        bootstraps: int = 20,
     ) -> None:
         self.metrics = tuple(metrics)
         self.draws = draws
@@ -230,15 +235,23 @@ class EstimatedPerformance(Indicator):
         self.calibrate = calibrate
         self.min_samples = min_samples
         self.positive = positive
-        self._calibrators: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {}
+        self.bootstraps = bootstraps
+        self._calibrators: dict[str, tuple[list[Callable[[np.ndarray], np.ndarray]], int]] = {}
 
-    def _calibrator(self, ctx: WindowContext, columns: list[str], classes: list[str], positive: str | None) -> Any:
+    def _calibrators_for(
+        self, ctx: WindowContext, columns: list[str], classes: list[str], positive: str | None
+    ) -> tuple[list[Callable[[np.ndarray], np.ndarray]], int]:
+        """Calibrators fitted on bootstrap resamples of the reference's labelled rows (the profile's labelled
+        sample, else its general sample), and how many rows they learnt from; none without labels."""
         reference = ctx.reference
-        if not self.calibrate or reference is None or "label" not in reference.sample:
-            return None
-        key = f"{reference.version}:{reference.created_at.isoformat()}"
+        if not self.calibrate or reference is None:
+            return [], 0
+        rows = reference.labelled if "label" in reference.labelled else reference.sample
+        if "label" not in rows:
+            return [], 0
+        key = f"{reference.version}:{reference.created_at.isoformat()}:{positive}"
         if key not in self._calibrators:
-            table = pa.table({c: reference.sample.get(c, []) for c in [*columns, "label"]})
+            table = pa.table({c: rows.get(c, []) for c in [*columns, "label"]})
             matrix = _score_matrix(table, columns, classes, positive)
             labels = _strings(table, "label")
             keep = [
@@ -246,12 +259,19 @@ class EstimatedPerformance(Indicator):
                 for i, y in enumerate(labels)
                 if y is not None and matrix is not None and not np.isnan(matrix[i]).any()
             ]
-            calibrator = None
+            found: tuple[list[Callable[[np.ndarray], np.ndarray]], int] = ([], 0)
             if matrix is not None and len(keep) >= 200 and len({labels[i] for i in keep}) > 1:
-                from sustain.indicators.metrics import fit_calibrator
+                from sustain.indicators.metrics import fit_calibrators
 
-                calibrator = fit_calibrator(matrix[keep], [labels[i] for i in keep], classes)  # type: ignore[misc]
-            self._calibrators[key] = calibrator
+                fitted = fit_calibrators(
+                    matrix[keep],
+                    [labels[i] for i in keep],  # type: ignore[misc]
+                    classes,
+                    bootstraps=self.bootstraps,
+                    seed=0,  # the same calibrators whichever window comes first after a start
+                )
+                found = (fitted, len(keep))
+            self._calibrators[key] = found
         return self._calibrators[key]
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:
@@ -282,10 +302,8 @@ class EstimatedPerformance(Indicator):
                 yield IndicatorValue(None, None, status="insufficient", n=len(keep), metric=metric)
             return
         matrix = matrix[keep]
-        calibrator = self._calibrator(ctx, columns, classes, positive)
-        if calibrator is not None:
-            matrix = calibrator(matrix)
-        from sustain.indicators.metrics import estimate_classification
+        calibrators, calibration_rows = self._calibrators_for(ctx, columns, classes, positive)
+        from sustain.indicators.metrics import calibration_variants, estimate_classification
 
         estimates = estimate_classification(
             matrix,
@@ -295,11 +313,12 @@ class EstimatedPerformance(Indicator):
             metrics=self.metrics,
             draws=self.draws,
             seed=ctx.seed,
+            probabilities=calibration_variants(calibrators, matrix) if calibrators else None,
         )
         realised = self._realised(ctx, wanted, columns, prediction, classes, positive)
         for metric in self.metrics:
             est = estimates.get(metric)
-            details: dict[str, Any] = {"calibrated": calibrator is not None}
+            details: dict[str, Any] = {"calibrated": bool(calibrators), "calibration_rows": calibration_rows}
             if est is not None:
                 details.update(low=est.low, high=est.high, std=est.std)
             if realised is not None:

@@ -190,6 +190,13 @@ class ReferenceSettings(_Strict):
     bins: int = Field(default=20, ge=2, le=1000, description="quantile bins per numeric feature")
     max_categories: int = Field(default=100, ge=2, le=10_000)
     sample_size: int = Field(default=5000, ge=100, le=1_000_000, description="bounded sample kept")
+    labelled_sample_size: int = Field(
+        default=50_000,
+        ge=0,
+        le=1_000_000,
+        description="labelled reference rows kept (outputs and label only) to recalibrate scores for "
+        "estimated_performance",
+    )
     path: str | None = Field(default=None, description="file loaded at start-up if no reference is stored")
     version: str | None = None
 

@@ -5,7 +5,9 @@ output it keeps the bin edges (quantile bins for numbers; the category set,
 with room for unseen values, for categories), the counts in those bins,
 summary statistics, and a bounded sample for the tests that need raw values.
 Drift is then computed from window aggregates against the profile; the raw
-reference is not needed again.
+reference is not needed again. With a label, a second and larger bounded
+sample keeps only the outputs and the label of labelled rows: estimation
+recalibrates the model's scores on it.
 
 Bins are right-closed, ``(-inf, e0], (e0, e1], ..., (e_last, +inf)``, the
 convention of DuckDB's ``histogram(x, boundaries)`` and of the Elasticsearch
@@ -95,6 +97,8 @@ class ReferenceProfile:
     columns: dict[str, ColumnProfile]
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     sample: dict[str, list[Any]] = field(default_factory=dict)
+    # Labelled rows, outputs and label only, bounded on their own (larger) budget: what estimation recalibrates on.
+    labelled: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         body = asdict(self)
@@ -188,6 +192,7 @@ def build_profile(
     sample_size: int = 5000,
     binning: ReferenceProfile | None = None,
     seed: int = 0,
+    labelled_size: int = 0,
 ) -> ReferenceProfile:
     """Profile every column of ``table`` named in ``kinds`` (storage column → kind).
 
@@ -210,7 +215,20 @@ def build_profile(
     take = np.sort(rng.choice(rows, size=min(rows, sample_size), replace=False)) if rows else np.array([], int)
     sampled = table.take(pa.array(take, pa.int64())) if rows else table
     sample = {name: _plain(sampled.column(name)) for name in kinds if name in table.column_names}
-    return ReferenceProfile(model=model, version=version, rows=rows, columns=columns, sample=sample)
+    labelled = _labelled_sample(table, [name for name in kinds if name.startswith("o:")], labelled_size, rng)
+    return ReferenceProfile(model=model, version=version, rows=rows, columns=columns, sample=sample, labelled=labelled)
+
+
+def _labelled_sample(table: pa.Table, outputs: list[str], size: int, rng: np.random.Generator) -> dict[str, list[Any]]:
+    """Up to ``size`` rows that have a label, with the outputs and the label only."""
+    if size <= 0 or "label" not in table.column_names:
+        return {}
+    rows = np.flatnonzero(np.asarray(table.column("label").is_valid().to_numpy(zero_copy_only=False), dtype=bool))
+    if rows.size == 0:
+        return {}
+    take = np.sort(rng.choice(rows, size=min(rows.size, size), replace=False))
+    chosen = table.select([c for c in [*outputs, "label"] if c in table.column_names]).take(pa.array(take, pa.int64()))
+    return {name: _plain(chosen.column(name)) for name in chosen.column_names}
 
 
 def _plain(arr: pa.ChunkedArray) -> list[Any]:
