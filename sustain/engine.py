@@ -96,6 +96,11 @@ class Engine:
         self.registry = registry
         self.indicators = IndicatorRunner(documents, timeout=indicator_timeout, registry=registry)
         self._started = False
+        # Events up to this time are folded into the windows: the start of the last transform run, less the
+        # runner's own lag (an Elasticsearch transform's sync delay). A window is final once its end plus the
+        # model's late-arrival delay is before it.
+        self._settled: datetime | None = None
+        self._late: dict[str, float] = {}
 
     # -- references ---------------------------------------------------------------------------
     def on_reference(self, model: str, version: str) -> None:
@@ -110,9 +115,11 @@ class Engine:
     # -- transforms ---------------------------------------------------------------------------
     def run_transforms(self, specs: Iterable[ModelSpec] | None = None) -> list[RunReport]:
         started = time.perf_counter()
+        settled = self.clock() - timedelta(seconds=float(getattr(self.runner, "lag_seconds", 0.0)))
         reports = []
         with self._lock:
             for spec in specs if specs is not None else self.store.list_specs():
+                self._late[spec.name] = spec.late_arrival_seconds
                 for plan in self.runner.plans(spec):
                     report = self.runner.run_plan(plan)
                     reports.append(report)
@@ -122,6 +129,7 @@ class Engine:
                         self._mark_recent(plan)
                     dirty.windows.update(report.touched)
             self._started = True
+            self._settled = settled
         self.stats.transform_runs += 1
         self.stats.last_transform_seconds = time.perf_counter() - started
         return reports
@@ -138,19 +146,26 @@ class Engine:
             load_module(module, self.registry)
         return spec.indicators if spec.indicators is not None else default_indicators(spec)
 
+    def final(self, plan: TransformPlan, start: datetime) -> bool:
+        """Whether the window of ``plan`` starting at ``start`` is final: its end plus the model's late-arrival
+        delay is before the last transform run, so every event that arrived in time is in it."""
+        if self._settled is None:
+            return False
+        end = start + timedelta(seconds=plan.window_seconds + self._late.get(plan.model, 0.0))
+        return end <= self._settled
+
     def run_indicators(self) -> list[IndicatorDoc]:
         started = time.perf_counter()
-        now = self.clock()
         with self._lock:
             for d in self._dirty.values():
-                closed = {k for k in d.open if k[1] + timedelta(seconds=d.plan.window_seconds) <= now}
+                closed = {k for k in d.open if self.final(d.plan, k[1])}
                 d.windows |= closed
                 d.open -= closed
             work = [(d.plan, sorted(d.windows, key=lambda k: k[1])) for d in self._dirty.values() if d.windows]
             for plan, keys in work:
                 dirty = self._dirty[plan.id]
                 dirty.windows.clear()
-                dirty.open |= {k for k in keys if k[1] + timedelta(seconds=plan.window_seconds) > now}
+                dirty.open |= {k for k in keys if not self.final(plan, k[1])}  # computed early: redo once final
         docs: list[IndicatorDoc] = []
         for plan, keys in work:
             spec = self.store.get_spec(plan.model)
@@ -185,9 +200,9 @@ class Engine:
             return []
         binning = self.windows.binning_profile(spec)
         profiles = {p.version: p for p in self.windows.list_profiles(spec.name)}
-        now = self.clock()
         docs: list[IndicatorDoc] = []
         for window in windows:
+            partial = not self.final(plan, window.start)
             reference = profiles.get(window.version) or binning
             computed: dict[str, list[IndicatorValue]] = {}
             for ind in indicator_specs:
@@ -202,7 +217,7 @@ class Engine:
                     source=self.source,
                     seed=_seed(spec.name, window),
                     values=computed,
-                    partial=window.end > now,
+                    partial=partial,
                 )
                 values = self.indicators.run(spec, ind, ctx)
                 computed[ind.id] = values
@@ -216,7 +231,7 @@ class Engine:
                         window=plan.window,
                         start=window.start,
                         end=window.end,
-                        partial=window.end > now,
+                        partial=partial,
                     )
                     if reference is not None and value.details is not None:
                         doc.details.setdefault("reference_version", reference.version)

@@ -257,6 +257,11 @@ class ModelSpec(_Strict):
     outputs: Annotated[list[Output], BeforeValidator(_mapping_to_list)] = Field(default_factory=list)
     label: Label | None = None
     windows: list[str] = Field(default_factory=lambda: ["1h"])
+    late_arrival: str = Field(
+        default="5s",
+        description="how long after a window ends its events may still arrive: the window is final, and alert "
+        "rules judge it, once its end plus this delay has passed",
+    )
     reference: ReferenceSettings = Field(default_factory=ReferenceSettings)
     indicators: list[IndicatorSpec] | None = Field(
         default=None, description="default: the built-in set that fits the model"
@@ -288,6 +293,12 @@ class ModelSpec(_Strict):
     @classmethod
     def _default_version(cls, v: Any) -> Any:
         return None if v is None else str(v)
+
+    @field_validator("late_arrival")
+    @classmethod
+    def _late_arrival(cls, v: str) -> str:
+        parse_duration(v)
+        return v
 
     @field_validator("windows")
     @classmethod
@@ -351,6 +362,10 @@ class ModelSpec(_Strict):
 
     def window_seconds(self) -> list[float]:
         return [parse_duration(w) for w in self.windows]
+
+    @property
+    def late_arrival_seconds(self) -> float:
+        return parse_duration(self.late_arrival)
 
     def feature(self, name: str) -> Feature | None:
         for f in self.features:
