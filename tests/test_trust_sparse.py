@@ -2,7 +2,8 @@
 
 Issue 10, defect 5: on a 500-level Zipf column, 300 reference rows against 1,000 current rows of the same
 distribution, the chi-square test said p = 5.9e-08: most cells expected far fewer than 5 values, where the
-chi-square approximation does not hold. Sparse categories are now merged into one bin before the test.
+chi-square approximation does not hold, and only the reference's categories were bins. Now every category of
+either side is a bin, and a sparse table is judged by the permutation distribution of its chi-square statistic.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sustain.indicators.decide import judge
-from sustain.indicators.stats.binned import pool_sparse
+from sustain.indicators.stats.binned import chi_square_null
 from sustain.report.drift import DriftReport
 from sustain.transforms.bins import OTHER
 
@@ -86,14 +87,32 @@ def test_a_rare_boolean_holds_its_level(n_ref: int, n_cur: int) -> None:
     assert _plausible(flagged, trials, alpha), flagged
 
 
-def test_pooling_keeps_well_filled_categories_and_merges_the_rest() -> None:
-    ref = np.array([500.0, 300.0, 3.0, 2.0, 1.0, 0.0])
-    cur = np.array([480.0, 310.0, 2.0, 4.0, 0.0, 1.0])
-    pooled_ref, pooled_cur = pool_sparse(ref, cur)
-    assert pooled_ref.tolist() == [500.0, 300.0, 6.0] and pooled_cur.tolist() == [480.0, 310.0, 7.0]
-    # A pooled bin still too sparse joins the smallest kept category.
-    pooled_ref, pooled_cur = pool_sparse(np.array([500.0, 300.0, 1.0]), np.array([480.0, 310.0, 1.0]))
-    assert pooled_ref.tolist() == [500.0, 301.0] and pooled_cur.tolist() == [480.0, 311.0]
+def test_the_permutation_null_agrees_with_chi_square_where_that_holds() -> None:
+    from sustain.indicators.gamma import moment_matched_sf
+    from sustain.indicators.stats.binned import chi_square
+
+    rng = np.random.default_rng(2)
+    p = np.array([0.4, 0.3, 0.2, 0.1])
+    for _ in range(5):
+        ref, cur = rng.multinomial(2000, p).astype(float), rng.multinomial(1500, p).astype(float)
+        observed, null = chi_square_null(ref, cur, draws=2000, seed=1)
+        assert observed == pytest.approx(chi_square(ref, cur).statistic)
+        assert moment_matched_sf(null, observed) == pytest.approx(chi_square(ref, cur).p_value, abs=0.03)
+
+
+def test_a_rare_new_category_against_a_large_reference_is_found() -> None:
+    """5% of 1,000 current values in a category 100,000 reference values never had: 0.5 expected, no chi-square
+    approximation there, and merging it into another category would hide it."""
+    rng = np.random.default_rng(4)
+    shares = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+    ref = np.append(rng.multinomial(100_000, shares), 0).astype(float)
+    cur = rng.multinomial(1000, np.append(shares * 0.95, 0.05)).astype(float)
+    keys = ["a", "b", "c", "d", "e", "f"]
+    a = judge(
+        "c", "categorical", ref, cur, method="auto", test="auto", min_effect=None,
+        exact_max=1000, alpha=0.01, columns=1, correction="none", draws=400, seed=0, keys=keys,
+    )  # fmt: skip
+    assert a.details.get("null") == "permutation" and a.p_value is not None and a.p_value < 1e-6
 
 
 def test_a_real_change_in_a_sparse_column_is_still_found() -> None:

@@ -113,11 +113,11 @@ def effect_margin(distance: str, alpha: float, n_ref: int, n_cur: int) -> float:
 def choose_test(test: str, kind: str, n: int, exact_max: int, ref_counts: Counts, cur_counts: Counts) -> str:
     """``auto``: exact tests while the window is small, the calibrated distance beyond ``exact_max``.
 
-    Categories and booleans keep their exact test (chi-square with sparse categories merged, the two-proportion
-    z-test or Fisher's) at any size when a category seen on either side has fewer than
-    :data:`CALIBRATED_MIN_COUNT` reference values: the calibrated null draws both sides from the reference's
-    own shares, which are too uncertain there (a boolean with 2% positives in 300 reference rows false-alarmed
-    at twice its level), and knows nothing of categories the reference never saw."""
+    Categories and booleans keep their exact test (chi-square, judged by its permutation distribution when the
+    table is sparse; the two-proportion z-test or Fisher's) at any size when a category seen on either side has
+    fewer than :data:`CALIBRATED_MIN_COUNT` reference values: the calibrated null draws both sides from the
+    reference's own shares, which are too uncertain there (a boolean with 2% positives in 300 reference rows
+    false-alarmed at twice its level), and knows nothing of categories the reference never saw."""
     if test != "auto":
         return test
     if kind in ("categorical", "boolean"):
@@ -254,10 +254,15 @@ def assess(
     elif test == "chi2":
         from sustain.indicators.stats import binned
 
-        pooled_ref, pooled_cur = binned.pool_sparse(ref_counts, cur_counts)
-        result = binned.chi_square(pooled_ref, pooled_cur)
-        out.p_value = result.p_value
-        out.details.update(statistic=result.statistic, tested_bins=len(pooled_ref))
+        if binned.sparse(ref_counts, cur_counts):
+            # Too sparse for the chi-square distribution: the statistic's own distribution given the margins.
+            statistic, null = binned.chi_square_null(ref_counts, cur_counts, draws=draws, seed=seed)
+            out.p_value = moment_matched_sf(null, statistic)
+            out.details.update(statistic=statistic, null="permutation", null_mean=float(np.mean(null)))
+        else:
+            result = binned.chi_square(ref_counts, cur_counts)
+            out.p_value = result.p_value
+            out.details["statistic"] = result.statistic
         out.threshold = floor
     elif test in ("z", "fisher"):
         from sustain.indicators.stats import twosample

@@ -330,7 +330,7 @@ class DriftReport:
             return insufficient(c.name, c.kind, cur.rows - cur.missing[i], reason)
         else:
             # Every category of either side is a bin of its own: which categories the test sees separately must
-            # not be chosen by the reference alone (the test merges the sparse ones by their pooled counts).
+            # not be chosen by the reference alone: categories it happened to see are over-represented in it.
             ref_map, cur_map = ref.categories[i], cur.categories[i]
             keys = sorted(ref_map, key=lambda k: (-ref_map[k], k))
             keys += sorted((k for k in cur_map if k not in ref_map), key=lambda k: (-cur_map[k], k))
