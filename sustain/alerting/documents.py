@@ -92,7 +92,7 @@ class RuleState:
     cursor: datetime | None = None
     judged: dict[str, str] = field(default_factory=dict)
 
-    KEEP = 5000  # judged windows remembered per rule
+    KEEP = 1000  # judged windows remembered per rule (the engine recomputes the 48 newest at a restart)
 
     def remember(self, key: str, fingerprint: str) -> None:
         self.judged.pop(key, None)
