@@ -322,11 +322,12 @@ def live(seconds: float, workdir: Path) -> None:
         )
     if alert_at is not None and traffic.first_drifted is not None:
         switch = traffic.first_drifted
-        first_whole = math.ceil(switch / 2.0) * 2.0 + 2.0  # the end of the first window drifted throughout
+        mixed_end = math.ceil(switch / 2.0) * 2.0  # the window the switch fell in: partly drifted
         console.print(
-            f"  drift switched on: alert after {alert_at - switch:.1f} s; the first wholly drifted window ended "
-            f"{first_whole - switch:.1f} s after the switch and became final (+1 s late arrival) at "
-            f"{first_whole + 1 - switch:.1f} s, then waits for a transform and an indicator run (0.5 s each)"
+            f"  drift switched on: alert after {alert_at - switch:.1f} s. The window the switch fell in ended "
+            f"{mixed_end - switch:.1f} s after it and was final (+1 s late arrival) at {mixed_end + 1 - switch:.1f} s; "
+            f"the first wholly drifted one at {mixed_end + 3 - switch:.1f} s; each then waits for a transform and "
+            "an indicator run (0.5 s apart)"
         )
     else:
         console.print("  drift switched on: no alert within 120 s")
