@@ -104,17 +104,31 @@ def parse_cloudevent(headers: Mapping[str, str], body: Any) -> CloudEvent:
 
 
 def resolve_model(ce: CloudEvent, specs: list[ModelSpec], override: str | None) -> ModelSpec:
+    """The model a CloudEvent belongs to: ``?model=`` if given, else the one following its service and node.
+
+    A model follows the service named by ``cloudevents.inference_service`` (default: its own name) and, with
+    ``cloudevents.node``, only that graph node's CloudEvents; a model without ``node`` takes the nodes no other
+    model follows.
+    """
     if override:
         for s in specs:
             if s.name == override:
                 return s
         raise NotFound(f"model {override!r} is not registered")
-    for s in specs:
-        if s.cloudevents.inference_service and s.cloudevents.inference_service == ce.service:
+    candidates = [s for s in specs if ce.service and s.cloudevents.follows(s.name)[0] == ce.service]
+    for s in candidates:
+        if s.cloudevents.node is not None and s.cloudevents.node == ce.model_id:
             return s
-    for s in specs:
-        if ce.service and s.name == ce.service:
+    for s in candidates:
+        if s.cloudevents.node is None:
             return s
+    if candidates:
+        followed = ", ".join(f"{s.cloudevents.node} -> {s.name}" for s in candidates)
+        raise NotFound(
+            f"node {ce.model_id!r} of inference service {ce.service!r} is followed by no model (followed: "
+            f"{followed}); set cloudevents.node in a model's spec, or log this node to ?model=NAME",
+            field="Ce-Modelid",
+        )
     raise NotFound(
         f"no model is mapped to inference service {ce.service!r}; set cloudevents.inference_service in a "
         "model's spec, name the model after the service, or pass ?model=NAME",
