@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -78,6 +80,13 @@ def register_models(tracking_uri: str) -> None:
     tree is also the challenger."""
     import mlflow
     import pandas as pd
+
+    with warnings.catch_warnings():  # MLflow and scikit-learn warn while logging; that is setup, not the code tested
+        warnings.simplefilter("ignore")
+        _train_and_register(mlflow, pd, tracking_uri)
+
+
+def _train_and_register(mlflow: Any, pd: Any, tracking_uri: str) -> None:
     from mlflow import MlflowClient
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
