@@ -220,6 +220,18 @@ def test_each_graph_node_is_its_own_model_and_the_second_pair_is_dropped(client)
     assert clash.status_code == 409 and "both follow node 'prep'" in clash.json()["error"]["message"]
 
 
+def test_a_shadow_mirroring_the_same_puid_is_its_own_exchange(client) -> None:
+    """Istio mirrors the client's Seldon-Puid to the shadow predictor: same request id and node, other endpoint."""
+    request = {"data": {"names": FEATURES, "ndarray": [[40, 1000, "pro", True, "x"]]}}
+    for endpoint, scores in (("main", [[0.2, 0.8]]), ("shadow", [[0.9, 0.1]])):
+        post(client, executor_headers(REQUEST, "same-puid", "classifier", endpoint=endpoint), request)
+    for endpoint, scores in (("shadow", [[0.9, 0.1]]), ("main", [[0.2, 0.8]])):
+        response = {"data": {"names": ["t:0", "t:1"], "ndarray": scores}, "meta": {}}
+        post(client, executor_headers(RESPONSE, "same-puid", "classifier", endpoint=endpoint), response)
+    got = {e["version"]: e["outputs"]["prediction"] for e in events(client)}
+    assert got == {"main": "churn", "shadow": "stay"}
+
+
 # -- item 13: late halves complete the stored event; the clock starts after parsing ---------------------------
 @pytest.mark.parametrize("first", [REQUEST, RESPONSE])
 def test_a_half_after_the_join_timeout_completes_the_stored_event(client, first: str) -> None:

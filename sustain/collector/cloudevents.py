@@ -143,13 +143,20 @@ def version_of(ce: CloudEvent, spec: ModelSpec) -> str:
 
 
 # -- halves and pairs ------------------------------------------------------------------------------
-def pending_key(request_id: str, node: str | None) -> str:
-    """The key an exchange's halves wait under: the request id and, in a graph, the node (Ce-Modelid).
+def exchange_of(endpoint: str | None, node: str | None) -> str | None:
+    """Where in a deployment an exchange happened: ``<predictor>/<node>`` (None when the sender says neither)."""
+    return f"{endpoint or ''}/{node or ''}" if endpoint or node else None
 
-    Seldon's executor logs every node of a graph under one ``Ce-Requestid``; only the node tells their
-    halves apart.
+
+def pending_key(request_id: str, node: str | None, endpoint: str | None = None) -> str:
+    """The key an exchange's halves wait under: the request id, the predictor and the graph node.
+
+    Seldon's executor logs every node of a graph under one ``Ce-Requestid``, told apart by ``Ce-Modelid``; a
+    shadow predictor mirrors the request with the same ``Seldon-Puid`` when the client sent one, told apart by
+    ``Ce-Endpoint``.
     """
-    return f"{request_id}|{node}" if node else request_id
+    where = exchange_of(endpoint, node)
+    return f"{request_id}|{where}" if where else request_id
 
 
 def half_from(ce: CloudEvent, spec: ModelSpec, received_at: datetime | None = None) -> PendingHalf:
@@ -173,7 +180,7 @@ def half_from(ce: CloudEvent, spec: ModelSpec, received_at: datetime | None = No
         "rows": len(payload.rows),
     }
     return PendingHalf(
-        key=pending_key(ce.request_id, ce.model_id),
+        key=pending_key(ce.request_id, ce.model_id, ce.endpoint),
         model=spec.name,
         kind=ce.kind,
         received_at=received_at or datetime.now(UTC),
@@ -230,7 +237,8 @@ def events_from_pair(
     latency = None
     if start and end:
         latency = max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000)
-    prefix = f"ce:{spec.name}:{node}:" if node else f"ce:{spec.name}:"
+    where = exchange_of(anchor.body.get("endpoint"), node)
+    prefix = f"ce:{spec.name}:{where}:" if where else f"ce:{spec.name}:"
     events = []
     for i in range(n):
         rid = request_id if n == 1 else f"{request_id}-item-{i}"
