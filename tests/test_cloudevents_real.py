@@ -223,7 +223,7 @@ def test_each_graph_node_is_its_own_model_and_the_second_pair_is_dropped(client)
 def test_a_shadow_mirroring_the_same_puid_is_its_own_exchange(client) -> None:
     """Istio mirrors the client's Seldon-Puid to the shadow predictor: same request id and node, other endpoint."""
     request = {"data": {"names": FEATURES, "ndarray": [[40, 1000, "pro", True, "x"]]}}
-    for endpoint, scores in (("main", [[0.2, 0.8]]), ("shadow", [[0.9, 0.1]])):
+    for endpoint in ("main", "shadow"):
         post(client, executor_headers(REQUEST, "same-puid", "classifier", endpoint=endpoint), request)
     for endpoint, scores in (("shadow", [[0.9, 0.1]]), ("main", [[0.2, 0.8]])):
         response = {"data": {"names": ["t:0", "t:1"], "ndarray": scores}, "meta": {}}
