@@ -53,6 +53,7 @@ from sustain.deploy_pipeline.graph.uris import check_model_uri
 if TYPE_CHECKING:
     from sustain.deploy_pipeline.graph.resolve import ModelResolver
 
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 TOP_KEYS = ("name", "protocol", "namespace", "code", "nodes", "edges", "traffic", "monitor", "description")
 NODE_OPTIONS = ("output",)
 ROUTER_OPTIONS: dict[str, dict[str, type]] = {"ab": {"ratio": float}, "epsilon_greedy": {"epsilon": float, "seed": int}}
@@ -456,8 +457,8 @@ def _fail(problems: list[Problem], source: str) -> GraphError:
 def load_graph_text(text: str, *, source: str = "<graph>", resolver: ModelResolver | None = None) -> Graph:
     """Validate a graph document; with a ``resolver``, every MLflow model URI must also exist."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
