@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from sustain.deploy_pipeline.graph.model import Graph
@@ -16,9 +17,21 @@ __all__ = ["GraphRunner", "RunnerOptions", "create_runner_app", "serve"]
 
 
 def serve(graph: Graph, options: RunnerOptions, progress: Callable[[str], None] | None = None) -> None:
-    """Start the scoring servers, then serve the graph until interrupted."""
+    """Start the scoring servers and code nodes, then serve the graph until interrupted.
+
+    The runner starts before the HTTP server, so a node that cannot start (an import error, a model that does
+    not load) is a GraphError with a sentence, not a failed ASGI lifespan.
+    """
     import uvicorn
 
-    runner = GraphRunner(graph, options)
-    app = create_runner_app(runner, progress=progress)
-    uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
+    async def main() -> None:
+        runner = GraphRunner(graph, options)
+        try:
+            await runner.start(progress)
+            app = create_runner_app(runner, manage=False)
+            config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", lifespan="off")
+            await uvicorn.Server(config).serve()
+        finally:
+            await runner.stop()
+
+    asyncio.run(main())
