@@ -26,6 +26,7 @@ from sustain.deploy_pipeline.graph.model import GraphError
 from tests.graph_models import Registry
 from tests.graph_schemas import problems
 
+pytestmark = pytest.mark.timeout(900)  # the first test also starts an MLflow server and trains three models
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "graphs"
 NAMES = ("single", "transformer", "ab", "ensemble", "canary")
 

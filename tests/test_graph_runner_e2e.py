@@ -23,7 +23,7 @@ from tests.graph_models import FEATURES, Registry, churn_data
 from tests.graph_schemas import oip_problems
 from tests.helpers import ServerProcess, free_port, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the first test also starts MLflow and trains
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "graphs"
 NODE_MODELS = ("churn", "churn-split", "churn-logreg", "churn-tree", "churn-forest", "churn-mean")
 SCORES = "{proba: {kind: class_scores, classes: [stay, churn]}}"
