@@ -85,8 +85,8 @@ def test_duplicate_models_and_bad_yaml() -> None:
 
 def test_two_models_cannot_follow_one_graph_node() -> None:
     follow = "cloudevents: {inference_service: churn, node: prep}"
-    model = "{{name: {}, features: {{x: numeric}}, " + follow + "}}"
-    text = "models:\n  - " + model.format("a") + "\n  - " + model.format("b") + "\n"
+    a, b = (f"{{name: {name}, features: {{x: numeric}}, {follow}}}" for name in "ab")
+    text = f"models:\n  - {a}\n  - {b}\n"
     assert "models a and b both follow node 'prep' of inference service 'churn'" in problems(text)[0]["message"]
     ok = text.replace("node: prep}}\n  - {name: b", "node: score}}\n  - {name: b", 1)
     assert [m.cloudevents.follows(m.name) for m in load_config_text(ok).models] == [
