@@ -24,7 +24,7 @@ graph.yaml:5 edge b -> a closes a cycle: a -> b -> a
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -259,7 +259,7 @@ class _Reader:
         )
 
     # -- edges and the tree ---------------------------------------------------------------------------
-    def edges(self, nodes: dict[str, Node]) -> list[tuple[str, str, int]]:
+    def edges(self, nodes: Collection[str]) -> list[tuple[str, str, int]]:
         raw = self.data.get("edges", [])
         if raw is None:
             raw = []
@@ -493,8 +493,8 @@ def load_graph_text(text: str, *, source: str = "<graph>", resolver: ModelResolv
             if node is not None:
                 nodes[node.name] = node
     tree = None
-    if isinstance(raw_nodes, dict) and len(nodes) == len(raw_nodes):
-        edges = r.edges(nodes)
+    if isinstance(raw_nodes, dict):
+        edges = r.edges([str(n) for n in raw_nodes])  # edges are checked even when a node itself is wrong
         if not r.problems:
             tree = r.tree(nodes, edges)
     traffic = data.get("traffic") or {}
