@@ -38,8 +38,11 @@ def _describe(manifest: dict[str, Any]) -> str:
 
 
 def _client(kubeconfig: str) -> Any:
-    from kubernetes import config
-    from kubernetes.dynamic import DynamicClient
+    try:
+        from kubernetes import config
+        from kubernetes.dynamic import DynamicClient
+    except ImportError:
+        raise ConfigError("applying to a cluster needs the kubernetes client: pip install 'sustain[deploy]'") from None
 
     try:
         api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
