@@ -72,9 +72,9 @@ def apply_manifests(
 ) -> list[Applied]:
     """Dry-run every manifest on the server, then apply them (unless ``dry_run_only``)."""
     path = require_kubeconfig(kubeconfig)
+    client = _client(path)
     from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
-    client = _client(path)
     applied: list[Applied] = []
     for dry_run in (True, False) if not dry_run_only else (True,):
         for manifest in manifests:
