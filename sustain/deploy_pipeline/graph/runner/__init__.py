@@ -20,7 +20,8 @@ def serve(graph: Graph, options: RunnerOptions, progress: Callable[[str], None] 
     """Start the scoring servers and code nodes, then serve the graph until interrupted.
 
     The runner starts before the HTTP server, so a node that cannot start (an import error, a model that does
-    not load) is a GraphError with a sentence, not a failed ASGI lifespan.
+    not load) is a GraphError with a sentence; it stops in the app's shutdown, which uvicorn runs before it
+    hands SIGTERM back to the process, so queued CloudEvents are sent before the process exits.
     """
     import uvicorn
 
@@ -28,10 +29,11 @@ def serve(graph: Graph, options: RunnerOptions, progress: Callable[[str], None] 
         runner = GraphRunner(graph, options)
         try:
             await runner.start(progress)
-            app = create_runner_app(runner, manage=False)
-            config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", lifespan="off")
-            await uvicorn.Server(config).serve()
-        finally:
+        except BaseException:
             await runner.stop()
+            raise
+        app = create_runner_app(runner, manage=False, stop_on_shutdown=True)
+        config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning")
+        await uvicorn.Server(config).serve()
 
     asyncio.run(main())

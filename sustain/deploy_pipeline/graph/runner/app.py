@@ -43,9 +43,14 @@ async def _body(request: Request) -> Any:
 
 
 def create_runner_app(
-    runner: GraphRunner, *, manage: bool = True, progress: Callable[[str], None] | None = None
+    runner: GraphRunner,
+    *,
+    manage: bool = True,
+    progress: Callable[[str], None] | None = None,
+    stop_on_shutdown: bool = False,
 ) -> Starlette:
-    """The ASGI app; with ``manage`` it starts the runner (scoring servers, logger) and stops it with the app."""
+    """The ASGI app; with ``manage`` it starts the runner (scoring servers, logger) and stops it with the app;
+    with ``stop_on_shutdown`` only stops it (for a runner started beforehand)."""
 
     async def seldon_predict(request: Request) -> Response:
         puid = request.headers.get(PUID)
@@ -106,8 +111,8 @@ def create_runner_app(
         try:
             yield
         finally:
-            if manage:
-                await runner.stop()
+            if manage or stop_on_shutdown:
+                await runner.stop()  # drains the CloudEvents queue before the process exits
 
     routes = [
         Route("/api/v1.0/predictions", seldon_predict, methods=["POST"]),
