@@ -20,13 +20,14 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
+from sustain.durations import parse_duration
 from sustain.indicators.base import STATUSES, Indicator, IndicatorValue
 from sustain.indicators.context import WindowContext, select_columns
 from sustain.registry import Registry
@@ -63,51 +64,79 @@ def sample_context(
     spec: dict[str, Any] | None = None,
 ) -> WindowContext:
     """A closed one-hour window of synthetic events (optionally drifted) with its reference profile."""
+    from sustain.collector.reference import to_layout
+    from sustain.synthetic import SyntheticModel
+
+    model_spec = ModelSpec.model_validate(spec or SAMPLE_SPEC)
+    synthetic = SyntheticModel(model_spec, seed=seed)
+    reference_table = to_layout(model_spec, pa.table(synthetic.reference(2000))).table if reference else None
+    events = synthetic.events(rows, drift)
+    truth = synthetic.labels_for(events) if labels and model_spec.label is not None and rows else None
+    return embedded_context(model_spec, events, reference=reference_table, labels=truth, seed=seed)
+
+
+def embedded_context(
+    spec: ModelSpec,
+    events: list[dict[str, Any]],
+    *,
+    reference: pa.Table | None = None,
+    labels: Sequence[Any] | None = None,
+    seed: int = 0,
+) -> WindowContext:
+    """The window of ``events`` as the service builds it: collected into an in-memory embedded store, aggregated
+    by the same transforms, with the profile of ``reference`` (a table in the model's stored layout).
+
+    Events (``{"features": ..., "outputs": ...}``) are spread over one window of the spec's longest length;
+    ``labels`` holds one label per event (None: not labelled).
+    """
     from sustain.backends.duckdb.runner import TransformRunner
     from sustain.backends.duckdb.sources import DuckDBWindowSource
     from sustain.backends.duckdb.store import DuckDBStore
     from sustain.backends.duckdb.tables import DuckDBWindows
     from sustain.collector.events import parse_events
     from sustain.collector.labels import parse_labels
-    from sustain.collector.reference import to_layout
     from sustain.store.base import EventBatch
-    from sustain.synthetic import SyntheticModel
     from sustain.transforms.references import profile_reference
-
-    model_spec = ModelSpec.model_validate(spec or SAMPLE_SPEC)
-    store = DuckDBStore("duckdb:///:memory:")
-    store.put_spec(model_spec)
-    windows = DuckDBWindows(store)
-    synthetic = SyntheticModel(model_spec, seed=seed)
-    if reference:
-        store.put_reference(model_spec.name, "1", to_layout(model_spec, pa.table(synthetic.reference(2000))).table)
-        profile_reference(store, windows, model_spec, "1")
-    events = synthetic.events(rows, drift)
-    for i, event in enumerate(events):
-        event["request_id"] = f"r{i}"
-        event["timestamp"] = (START + timedelta(seconds=3599 * i / max(rows, 1))).isoformat()
-        event["latency_ms"] = 5.0 + i % 40
-    now = START + timedelta(days=1)
-    if rows:
-        store.append_events([EventBatch(model_spec.name, parse_events(model_spec, events, now).table)])
-    if labels and model_spec.label is not None and rows:
-        truth = synthetic.labels_for(events)
-        batch, _ = parse_labels(model_spec, [{"request_id": f"r{i}", "label": y} for i, y in enumerate(truth)], now)
-        store.append_labels([batch])
-    runner = TransformRunner(store, windows)
-    (plan,) = runner.plans(model_spec)
-    runner.run_plan(plan)
-    found = windows.read_windows(plan)
     from sustain.transforms.window import WindowAggregates
 
-    window = found[0] if found else WindowAggregates(model_spec.name, "1", "1h", START, START + timedelta(hours=1))
-    profile = windows.binning_profile(model_spec)
+    longest = max(spec.windows, key=parse_duration)
+    spec = spec.model_copy(update={"windows": [longest]})
+    length = timedelta(seconds=parse_duration(longest))
+    store = DuckDBStore("duckdb:///:memory:")
+    store.put_spec(spec)
+    windows = DuckDBWindows(store)
+    if reference is not None:
+        store.put_reference(spec.name, "1", reference)
+        profile_reference(store, windows, spec, "1")
+    rows = len(events)
+    last = length.total_seconds() - 1  # every event inside [start, end)
+    stamped = [
+        {
+            **e,
+            "request_id": f"r{i}",
+            "timestamp": (START + timedelta(seconds=last * i / max(rows, 1))).isoformat(),
+            "latency_ms": 5.0 + i % 40,
+        }
+        for i, e in enumerate(events)
+    ]
+    now = START + max(timedelta(days=1), length + timedelta(hours=1))  # the window is closed
+    if rows:
+        store.append_events([EventBatch(spec.name, parse_events(spec, stamped, now).table)])
+    given = [{"request_id": f"r{i}", "label": y} for i, y in enumerate(labels or []) if y is not None]
+    if spec.label is not None and given:
+        batch, _ = parse_labels(spec, given, now)
+        store.append_labels([batch])
+    runner = TransformRunner(store, windows)
+    (plan,) = runner.plans(spec)
+    runner.run_plan(plan)
+    found = windows.read_windows(plan)
+    window = found[0] if found else WindowAggregates(spec.name, "1", longest, START, START + length)
     return WindowContext(
-        spec=model_spec,
+        spec=spec,
         plan=plan,
         window=window,
-        reference=profile,
-        columns=select_columns(model_spec, plan, None),
+        reference=windows.binning_profile(spec),
+        columns=select_columns(spec, plan, None),
         source=DuckDBWindowSource(store, windows),
         seed=seed,
     )
