@@ -101,7 +101,9 @@ def embedded_context(
 
     longest = max(spec.windows, key=parse_duration)
     spec = spec.model_copy(update={"windows": [longest]})
-    length = timedelta(seconds=parse_duration(longest))
+    seconds = parse_duration(longest)
+    length = timedelta(seconds=seconds)
+    start = datetime.fromtimestamp(START.timestamp() // seconds * seconds, UTC)  # where windows of that length begin
     store = DuckDBStore("duckdb:///:memory:")
     store.put_spec(spec)
     windows = DuckDBWindows(store)
@@ -114,12 +116,12 @@ def embedded_context(
         {
             **e,
             "request_id": f"r{i}",
-            "timestamp": (START + timedelta(seconds=last * i / max(rows, 1))).isoformat(),
+            "timestamp": (start + timedelta(seconds=last * i / max(rows, 1))).isoformat(),
             "latency_ms": 5.0 + i % 40,
         }
         for i, e in enumerate(events)
     ]
-    now = START + max(timedelta(days=1), length + timedelta(hours=1))  # the window is closed
+    now = start + max(timedelta(days=1), length + timedelta(hours=1))  # the window is closed
     if rows:
         store.append_events([EventBatch(spec.name, parse_events(spec, stamped, now).table)])
     given = [{"request_id": f"r{i}", "label": y} for i, y in enumerate(labels or []) if y is not None]
@@ -130,7 +132,7 @@ def embedded_context(
     (plan,) = runner.plans(spec)
     runner.run_plan(plan)
     found = windows.read_windows(plan)
-    window = found[0] if found else WindowAggregates(spec.name, "1", longest, START, START + length)
+    window = found[0] if found else WindowAggregates(spec.name, "1", longest, start, start + length)
     return WindowContext(
         spec=spec,
         plan=plan,
@@ -169,7 +171,12 @@ def check_params_are_stored_under_their_names(indicator: Indicator) -> None:
 
 
 def check_values_are_well_formed(indicator: Indicator) -> None:
-    for v in _values(indicator, sample_context()):
+    assert_well_formed(_values(indicator, sample_context()))
+
+
+def assert_well_formed(values: list[IndicatorValue]) -> None:
+    """Known statuses, finite numbers, p-values in [0, 1], details that serialise to JSON."""
+    for v in values:
         assert v.status in STATUSES, f"status {v.status!r} is not one of {STATUSES}"
         for field in ("value", "p_value", "threshold"):
             number = getattr(v, field)
