@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sustain_example_plugin import mean_entropy
+from sustain_example_plugin import PredictionEntropy, mean_entropy
 
 from sustain.indicators.checks import SAMPLE_SPEC
 from sustain.report.trial import infer_spec, read_table
@@ -214,3 +215,8 @@ def test_csv_is_read_as_an_uploaded_reference_is(tmp_path: Path) -> None:
     table = read_table(path)
     assert table.column("prediction").to_pylist() == ["yes", "no"]
     assert np.allclose(table.column("x").to_numpy(), [1.0, 2.0])
+
+
+def test_the_readme_shows_the_example_plugin_as_it_is() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert inspect.getsource(PredictionEntropy) in readme
