@@ -62,8 +62,14 @@ def sample_context(
     labels: bool = True,
     seed: int = 0,
     spec: dict[str, Any] | None = None,
+    earlier: Sequence[dict[str, float] | None] = (),
+    edit: Callable[[list[dict[str, Any]]], object] | None = None,
 ) -> WindowContext:
-    """A closed one-hour window of synthetic events (optionally drifted) with its reference profile."""
+    """A closed one-hour window of synthetic events (optionally drifted) with its reference profile.
+
+    ``earlier`` adds windows of ``rows`` events before it, one per entry (its drift, or None), oldest first;
+    ``edit`` may change the window's events before they are collected (lose values, add errors).
+    """
     from sustain.collector.reference import to_layout
     from sustain.synthetic import SyntheticModel
 
@@ -72,7 +78,10 @@ def sample_context(
     reference_table = to_layout(model_spec, pa.table(synthetic.reference(2000))).table if reference else None
     events = synthetic.events(rows, drift)
     truth = synthetic.labels_for(events) if labels and model_spec.label is not None and rows else None
-    return embedded_context(model_spec, events, reference=reference_table, labels=truth, seed=seed)
+    before = [synthetic.events(rows, d) for d in earlier]
+    if edit is not None:
+        edit(events)
+    return embedded_context(model_spec, events, reference=reference_table, labels=truth, seed=seed, earlier=before)
 
 
 def embedded_context(
@@ -82,12 +91,14 @@ def embedded_context(
     reference: pa.Table | None = None,
     labels: Sequence[Any] | None = None,
     seed: int = 0,
+    earlier: Sequence[list[dict[str, Any]]] = (),
 ) -> WindowContext:
     """The window of ``events`` as the service builds it: collected into an in-memory embedded store, aggregated
     by the same transforms, with the profile of ``reference`` (a table in the model's stored layout).
 
-    Events (``{"features": ..., "outputs": ...}``) are spread over one window of the spec's longest length;
-    ``labels`` holds one label per event (None: not labelled).
+    Events (``{"features": ..., "outputs": ...}``, an ``error`` if you like) are spread over one window of the
+    spec's longest length; ``labels`` holds one label per event (None: not labelled). ``earlier`` holds the
+    events of the windows before it, oldest first (for indicators that read ``ctx.history()``).
     """
     from sustain.backends.duckdb.runner import TransformRunner
     from sustain.backends.duckdb.sources import DuckDBWindowSource
@@ -110,20 +121,21 @@ def embedded_context(
     if reference is not None:
         store.put_reference(spec.name, "1", reference)
         profile_reference(store, windows, spec, "1")
-    rows = len(events)
-    last = length.total_seconds() - 1  # every event inside [start, end)
-    stamped = [
-        {
-            **e,
-            "request_id": f"r{i}",
-            "timestamp": (start + timedelta(seconds=last * i / max(rows, 1))).isoformat(),
-            "latency_ms": 5.0 + i % 40,
-        }
-        for i, e in enumerate(events)
-    ]
     now = start + max(timedelta(days=1), length + timedelta(hours=1))  # the window is closed
-    if rows:
-        store.append_events([EventBatch(spec.name, parse_events(spec, stamped, now).table)])
+    batches = [*earlier, events]
+    for back, batch in enumerate(reversed(batches)):
+        begins, prefix = start - back * length, f"e{back}-" if back else ""
+        stamped = [
+            {
+                **e,
+                "request_id": f"{prefix}r{i}",
+                "timestamp": (begins + timedelta(seconds=(seconds - 1) * i / max(len(batch), 1))).isoformat(),
+                "latency_ms": 5.0 + i % 40,
+            }
+            for i, e in enumerate(batch)
+        ]
+        if stamped:
+            store.append_events([EventBatch(spec.name, parse_events(spec, stamped, now).table)])
     given = [{"request_id": f"r{i}", "label": y} for i, y in enumerate(labels or []) if y is not None]
     if spec.label is not None and given:
         batch, _ = parse_labels(spec, given, now)
@@ -131,7 +143,7 @@ def embedded_context(
     runner = TransformRunner(store, windows)
     (plan,) = runner.plans(spec)
     runner.run_plan(plan)
-    found = windows.read_windows(plan)
+    found = [w for w in windows.read_windows(plan) if w.start == start]
     window = found[0] if found else WindowAggregates(spec.name, "1", longest, start, start + length)
     return WindowContext(
         spec=spec,
@@ -142,6 +154,25 @@ def embedded_context(
         source=DuckDBWindowSource(store, windows),
         seed=seed,
     )
+
+
+def series_contexts(
+    watch: str, values: Sequence[float | None], *, feature: str | None = None, metric: str | None = None
+) -> list[WindowContext]:
+    """Consecutive closed hourly windows in which the indicator ``watch`` gave ``values``, one each (for
+    indicators that read other indicators' values, such as ``change``). No events: only the values."""
+    from sustain.transforms.plan import plan_for
+    from sustain.transforms.window import WindowAggregates
+
+    spec = ModelSpec.model_validate(SAMPLE_SPEC)
+    plan = plan_for(spec, "1h", None)
+    contexts = []
+    for i, value in enumerate(values):
+        begins = START + timedelta(hours=i)
+        window = WindowAggregates(spec.name, "1", "1h", begins, begins + timedelta(hours=1))
+        seen = {watch: [IndicatorValue(feature, value, metric=metric)]}
+        contexts.append(WindowContext(spec, plan, window, None, list(plan.columns), values=seen))
+    return contexts
 
 
 def _values(indicator: Indicator, ctx: WindowContext) -> list[IndicatorValue]:
