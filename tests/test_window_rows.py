@@ -16,7 +16,6 @@ import pytest
 from sustain.backends.duckdb.sources import DuckDBWindowSource
 from sustain.backends.elasticsearch.responses import columns_table, labels_by_id
 from sustain.backends.elasticsearch.sources import joined_rows
-from sustain.collector.reference import to_layout
 from sustain.errors import MissingDependency
 from sustain.indicators.checks import SAMPLE_SPEC, embedded_context, sample_context
 from sustain.indicators.context import WindowContext
@@ -35,7 +34,7 @@ NAMES = ["age", "income", "plan", "active", "note", "prediction", "proba.no", "p
 def holey_window(rows: int = 400, seed: int = 1) -> WindowContext:
     """Synthetic events with missing values and a third of them unlabelled, through the embedded pipeline."""
     synthetic = SyntheticModel(SPEC, seed=seed)
-    reference = to_layout(SPEC, pa.table(synthetic.reference(1500))).table
+    reference = synthetic.reference(1500)  # columns as a reference file holds them
     events = synthetic.events(rows)
     labels = [None if i % 3 == 0 else y for i, y in enumerate(synthetic.labels_for(events))]
     for i, event in enumerate(events):
@@ -119,7 +118,7 @@ def test_the_frame_holds_the_same_columns_and_says_what_it_is() -> None:
 def test_the_reference_rows_are_its_kept_sample() -> None:
     synthetic = SyntheticModel(SPEC, seed=2)
     raw = synthetic.reference(1500)
-    reference = to_layout(SPEC, pa.table(raw)).table
+    reference = pa.table(raw)
     ctx = embedded_context(SPEC, synthetic.events(50), reference=reference)
     rows = ctx.reference_rows()
     assert (rows.of, rows.n, rows.total, rows.sampled) == ("reference", 1500, 1500, False)

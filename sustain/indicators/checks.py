@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,12 +70,11 @@ def sample_context(
     ``earlier`` adds windows of ``rows`` events before it, one per entry (its drift, or None), oldest first;
     ``edit`` may change the window's events before they are collected (lose values, add errors).
     """
-    from sustain.collector.reference import to_layout
     from sustain.synthetic import SyntheticModel
 
     model_spec = ModelSpec.model_validate(spec or SAMPLE_SPEC)
     synthetic = SyntheticModel(model_spec, seed=seed)
-    reference_table = to_layout(model_spec, pa.table(synthetic.reference(2000))).table if reference else None
+    reference_table = pa.table(synthetic.reference(2000)) if reference else None
     events = synthetic.events(rows, drift)
     truth = synthetic.labels_for(events) if labels and model_spec.label is not None and rows else None
     before = [synthetic.events(rows, d) for d in earlier]
@@ -88,13 +87,14 @@ def embedded_context(
     spec: ModelSpec,
     events: list[dict[str, Any]],
     *,
-    reference: pa.Table | None = None,
+    reference: pa.Table | Mapping[str, Sequence[Any]] | None = None,
     labels: Sequence[Any] | None = None,
     seed: int = 0,
     earlier: Sequence[list[dict[str, Any]]] = (),
 ) -> WindowContext:
     """The window of ``events`` as the service builds it: collected into an in-memory embedded store, aggregated
-    by the same transforms, with the profile of ``reference`` (a table in the model's stored layout).
+    by the same transforms, with the profile of ``reference`` (columns as a reference file holds them: features
+    and outputs by name, class scores as ``<output>.<class>``, ``label``; a table or a mapping of columns).
 
     Events (``{"features": ..., "outputs": ...}``, an ``error`` if you like) are spread over one window of the
     spec's longest length; ``labels`` holds one label per event (None: not labelled). ``earlier`` holds the
@@ -106,6 +106,7 @@ def embedded_context(
     from sustain.backends.duckdb.tables import DuckDBWindows
     from sustain.collector.events import parse_events
     from sustain.collector.labels import parse_labels
+    from sustain.collector.reference import to_layout
     from sustain.store.base import EventBatch
     from sustain.transforms.references import profile_reference
     from sustain.transforms.window import WindowAggregates
@@ -119,7 +120,8 @@ def embedded_context(
     store.put_spec(spec)
     windows = DuckDBWindows(store)
     if reference is not None:
-        store.put_reference(spec.name, "1", reference)
+        table = reference if isinstance(reference, pa.Table) else pa.table(dict(reference))
+        store.put_reference(spec.name, "1", to_layout(spec, table).table)
         profile_reference(store, windows, spec, "1")
     now = start + max(timedelta(days=1), length + timedelta(hours=1))  # the window is closed
     batches = [*earlier, events]

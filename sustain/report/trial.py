@@ -281,12 +281,11 @@ def try_indicator(
     notes: list[str] = []
     if spec is None:
         spec, spec_source = infer_spec(ref_table), f"inferred from {reference}"
-    ref_layout = _layout(spec, ref_table, reference, notes)
-    cur_layout = _layout(spec, cur_table, current, notes)
-    events, labels = events_of(spec, cur_layout)
+    _layout(spec, ref_table, reference, notes)  # its problems named after the file; the pipeline stores it as is
+    events, labels = events_of(spec, _layout(spec, cur_table, current, notes))
     step("reading the files", 1.0)
     step("building the window", 0.0)
-    ctx = embedded_context(spec, events, reference=ref_layout, labels=labels)
+    ctx = embedded_context(spec, events, reference=ref_table, labels=labels)
     step("building the window", 1.0)
     values = _run_plugin_code(lambda: list(indicator.compute(ctx)), f"{type(indicator).__name__}.compute")
     bad = [v for v in values if not isinstance(v, IndicatorValue)]
