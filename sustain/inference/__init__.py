@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         QueueUnavailable,
         ResultTimeout,
     )
-    from sustain.inference.status import ModelStatus, status
+    from sustain.inference.queues import ModelStatus, status
     from sustain.inference.unit import Unit
 
 _HOMES = {
@@ -47,8 +47,8 @@ _HOMES = {
     "InferenceFailed": "errors",
     "QueueUnavailable": "errors",
     "ResultTimeout": "errors",
-    "ModelStatus": "status",
-    "status": "status",
+    "ModelStatus": "queues",
+    "status": "queues",
     "Unit": "unit",
 }
 

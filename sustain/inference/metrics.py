@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sustain.inference.status import ModelStatus
+from sustain.inference.queues import ModelStatus
 
 log = logging.getLogger("sustain.inference")
 

@@ -1,13 +1,14 @@
 """Taking over a partition: first the entries its previous holder left unanswered, then new ones.
 
 A unit that acquires a partition's lease reads nothing new from it until no other consumer owns a pending
-entry there. It claims them with ``XAUTOCLAIM ... JUSTID`` once they have been idle ``min_idle`` (a holder
+entry there. It claims them (``XPENDING ... IDLE``, then ``XCLAIM ... JUSTID``, which counts no delivery) once they have been idle ``min_idle`` (a holder
 that merely paused has time to notice its lease is gone and answer nothing), then reads its own pending
 entries back (``XREADGROUP ... 0``), which counts one more delivery each, in stream order. Claiming
 everything before reading anything keeps a key's order even when its entries were delivered at different
 times (a retried item is re-claimed, which resets its idle time).
 
-``XAUTOCLAIM`` drops entries deleted from the stream while pending (Redis 7); they have no request to answer.
+A history read returns an entry deleted while pending without fields; it becomes an item with an error (and a
+dead letter). redis-py's ``xautoclaim(justid=True)`` drops the cursor, so claims page through ``XPENDING``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ PAGE = 256
 
 def claim_orphans(client: redis.Redis, stream: str, me: str, min_idle_ms: int) -> bool:
     """Claim other consumers' pending entries idle for ``min_idle_ms``; True when none are left to others."""
-    cursor: Any = "0-0"
+    start: Any = "-"
     while True:
-        reply = client.xautoclaim(stream, GROUP, me, min_idle_ms, cursor, count=PAGE, justid=True)
-        cursor = reply[0]
-        if cursor in (b"0-0", "0-0"):
+        rows = client.xpending_range(stream, GROUP, start, "+", PAGE, idle=min_idle_ms)
+        theirs = [row["message_id"] for row in rows if _text(cast(bytes, row["consumer"])) != me]
+        if theirs:
+            client.xclaim(stream, GROUP, me, min_idle_ms, theirs, justid=True)
+        if len(rows) < PAGE:
             break
+        start = "(" + _text(cast(bytes, rows[-1]["message_id"]))
     summary = client.xpending(stream, GROUP)
     others = [c for c in summary.get("consumers") or [] if _text(c["name"]) != me and int(c["pending"]) > 0]
     return not others

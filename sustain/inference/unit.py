@@ -25,7 +25,7 @@ from sustain.inference.durability import check_durability
 from sustain.inference.errors import QueueUnavailable
 from sustain.inference.leases import Heartbeat
 from sustain.inference.metrics import UnitMetrics
-from sustain.inference.status import ModelStatus, status
+from sustain.inference.queues import ModelStatus, status
 from sustain.inference.worker import ModelWorker
 
 log = logging.getLogger("sustain.inference")
