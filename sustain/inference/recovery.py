@@ -1,11 +1,11 @@
 """Taking over a partition: first the entries its previous holder left unanswered, then new ones.
 
 A unit that acquires a partition's lease reads nothing new from it until no other consumer owns a pending
-entry there. It claims them (``XPENDING ... IDLE``, then ``XCLAIM ... JUSTID``, which counts no delivery) once they have been idle ``min_idle`` (a holder
-that merely paused has time to notice its lease is gone and answer nothing), then reads its own pending
-entries back (``XREADGROUP ... 0``), which counts one more delivery each, in stream order. Claiming
-everything before reading anything keeps a key's order even when its entries were delivered at different
-times (a retried item is re-claimed, which resets its idle time).
+entry there. It claims them once they have been idle ``min_idle`` (``XPENDING ... IDLE``, then ``XCLAIM ...
+JUSTID``, which counts no delivery): a holder that merely paused has time to notice its lease is gone and
+answer nothing. Then it reads its own pending entries back (``XREADGROUP ... 0``), which counts one more
+delivery each, in stream order. Claiming everything before reading anything keeps a key's order even when its
+entries were delivered at different times (a retried item is re-claimed, which resets its idle time).
 
 A history read returns an entry deleted while pending without fields; it becomes an item with an error (and a
 dead letter). redis-py's ``xautoclaim(justid=True)`` drops the cursor, so claims page through ``XPENDING``.
@@ -29,7 +29,7 @@ def claim_orphans(client: redis.Redis, stream: str, me: str, min_idle_ms: int) -
     start: Any = "-"
     while True:
         rows = client.xpending_range(stream, GROUP, start, "+", PAGE, idle=min_idle_ms)
-        theirs = [row["message_id"] for row in rows if _text(cast(bytes, row["consumer"])) != me]
+        theirs: list[Any] = [row["message_id"] for row in rows if _text(cast(bytes, row["consumer"])) != me]
         if theirs:
             client.xclaim(stream, GROUP, me, min_idle_ms, theirs, justid=True)
         if len(rows) < PAGE:
