@@ -11,6 +11,7 @@ sustain.inference.errors.QueueUnavailable: cannot reach Redis at redis://127.0.0
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Mapping
@@ -73,7 +74,7 @@ class Unit:
             metrics.watch_queues(self.queues)
 
     def _open(self, binding: ModelBinding) -> Backend:
-        agent = (("user-agent", f"sustain-aiu/{self.config.name}"),)
+        agent = (("user-agent", f"sustain-aiu/{self.config.name} pid/{os.getpid()}"),)
         backend = open_backend(replace(binding.backend, model=binding.backend.model or binding.model, headers=agent))
         self._opened.append(backend)
         return backend

@@ -57,7 +57,18 @@ def reply_of(path: str, predictions: list[Any]) -> Any:
         return {"data": {"names": ["y"], "ndarray": [[p["y"]] for p in predictions]}, "meta": {}}
     model = path.split("/")[3]
     values = [p["y"] for p in predictions]
-    return {"model_name": model, "outputs": [{"name": "y", "shape": [len(values), 1], "datatype": "FP64", "data": values}]}
+    return {
+        "model_name": model,
+        "outputs": [{"name": "y", "shape": [len(values), 1], "datatype": "FP64", "data": values}],
+    }
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a unit killed in the middle of a call
+            super().handle_error(request, client_address)
 
 
 class ModelServer:
@@ -84,8 +95,7 @@ class ModelServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = _QuietServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

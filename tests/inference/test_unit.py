@@ -82,7 +82,10 @@ def test_a_poisoned_item_is_isolated_by_bisecting_while_its_batch_mates_are_answ
 
 
 def test_an_unavailable_backend_is_waited_for_and_nothing_is_dead_lettered(redis_server: RedisServer) -> None:
-    with ModelServer(Behaviour(unavailable=4)) as model, InferenceClient(redis_server.url, "toy", partitions=4) as client:
+    with (
+        ModelServer(Behaviour(unavailable=4)) as model,
+        InferenceClient(redis_server.url, "toy", partitions=4) as client,
+    ):
         ids = submit(client, [{"x": i, "tag": i} for i in range(40)])
         with Unit(config(redis_server, model.url)):
             answers = client.answers(ids, timeout=60)
