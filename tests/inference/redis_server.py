@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -22,7 +23,8 @@ def redis_server_path() -> str:
     if not os.access(REDIS_SERVER, os.X_OK):
         pytest.fail(
             f"redis-server is missing at {REDIS_SERVER}: the inference unit tests run a real one. Install it with "
-            "'apt-get update && apt-get install -y redis-server' (make test does), or point SUSTAIN_REDIS_SERVER at one.",
+            "'apt-get update && apt-get install -y redis-server' (make test does), or point SUSTAIN_REDIS_SERVER "
+            "at one.",
             pytrace=False,
         )
     return REDIS_SERVER
@@ -86,3 +88,9 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def dead_letters(server: RedisServer, model: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    from sustain.inference.keys import ModelKeys
+
+    return cast(list[tuple[bytes, dict[bytes, bytes]]], server.client().xrange(ModelKeys(model).dead_letters))

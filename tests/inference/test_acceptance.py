@@ -11,27 +11,36 @@ Checked afterwards, from Redis and from the model server's log of every call:
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import pytest
+import redis
 
 from sustain.inference import InferenceClient, status
-from sustain.inference.keys import ModelKeys
 from tests.helpers import free_port, wait_for
 from tests.inference.model_server import read_calls
 from tests.inference.processes import alive, children_of, sustain_aiu
-from tests.inference.redis_server import RedisServer
+from tests.inference.redis_server import RedisServer, dead_letters
 
 KEYS, PER_KEY, UNITS, KILLS, POISONS, MAX_BATCH = 1000, 100, 3, 5, 10, 64
 TOTAL = KEYS * PER_KEY
+
+
+def backlog_under(r: redis.Redis, threshold: float) -> bool:
+    return status(r, ["acceptance"])[0].backlog <= threshold
+
+
+def gone(pid: int, parent: int) -> bool:
+    return not alive(pid) or pid not in children_of(parent)
 
 
 @pytest.mark.slow
@@ -62,14 +71,15 @@ def test_100k_requests_1k_keys_3_units_5_kills(redis_server: RedisServer, tmp_pa
         r = redis_server.client()
         for n in range(KILLS):  # a kill each time another ~13% of the requests are answered
             threshold = TOTAL * (1 - 0.1 - 0.13 * n)
-            wait_for(lambda: status(r, ["acceptance"])[0].backlog <= threshold, 300, f"backlog under {threshold}")
+            wait_for(partial(backlog_under, r, threshold), 300, f"backlog under {threshold}")
             victim = rng.choice(children_of(units.pid))
             os.kill(victim, signal.SIGKILL)
             kills.append(victim)
-            wait_for(lambda: not alive(victim) or victim not in children_of(units.pid), 30, "the kill")
+            wait_for(partial(gone, victim, units.pid), 30, "the kill")
             wait_for(lambda: len(children_of(units.pid)) == UNITS, 60, "the supervisor to start a unit again")
         answers = client.answers(ids, timeout=600)
-        final = wait_for(lambda: (s := status(r, ["acceptance"])[0]).backlog == 0 and s, 60, "an empty backlog")
+        wait_for(lambda: status(r, ["acceptance"])[0].backlog == 0, 60, "an empty backlog")
+        final = status(r, ["acceptance"])[0]
     finally:
         units.send_signal(signal.SIGTERM)
         try:
@@ -88,7 +98,7 @@ def test_100k_requests_1k_keys_3_units_5_kills(redis_server: RedisServer, tmp_pa
     assert failed == poison
     assert all(answers[rid].prediction["y"] == 2 * i for i, rid in enumerate(ids) if i not in poison)
 
-    dead = r.xrange(ModelKeys("acceptance").dead_letters)
+    dead = dead_letters(redis_server, "acceptance")
     assert sorted(fields[b"id"].decode() for _, fields in dead) == sorted(ids[i] for i in poison)
     assert final.dead_letters == POISONS and final.pending == 0 and final.lag == 0
 
@@ -99,7 +109,7 @@ def test_100k_requests_1k_keys_3_units_5_kills(redis_server: RedisServer, tmp_pa
     for i, rid in enumerate(ids):
         by_key[i % KEYS].append(last_try[i] if i in poison else answers[rid].prediction["call"])
     for key, numbers in by_key.items():
-        assert all(a < b for a, b in zip(numbers, numbers[1:], strict=False)), f"key-{key} answered out of order"
+        assert all(a < b for a, b in itertools.pairwise(numbers)), f"key-{key} answered out of order"
 
     for tag in poison:
         with_it = [c for c in calls if tag in c.tags]

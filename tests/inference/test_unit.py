@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +18,7 @@ from sustain.inference.keys import GROUP, ModelKeys
 from sustain.inference.metrics import UnitMetrics
 from tests.helpers import wait_for
 from tests.inference.model_server import Behaviour, ModelServer
-from tests.inference.redis_server import RedisServer
+from tests.inference.redis_server import RedisServer, dead_letters
 
 
 def config(server: RedisServer, backend: str, kind: str = "mlflow", **overrides: Any) -> UnitConfig:
@@ -28,7 +29,7 @@ def config(server: RedisServer, backend: str, kind: str = "mlflow", **overrides:
     return replace(base, **overrides)
 
 
-def submit(client: InferenceClient, rows: list[dict[str, Any]], keys: list[str | None] | None = None) -> list[str]:
+def submit(client: InferenceClient, rows: list[dict[str, Any]], keys: Sequence[str | None] | None = None) -> list[str]:
     return client.submit_many(rows, keys)
 
 
@@ -71,7 +72,7 @@ def test_a_poisoned_item_is_isolated_by_bisecting_while_its_batch_mates_are_answ
         assert with_poison[0].tags == list(range(size))
         assert first_alone == math.ceil(math.log2(size)) + 1
         assert [c.tags for c in with_poison[first_alone:]] == [[11], [11]]  # tried alone until 3 deliveries
-        dead = redis_server.client().xrange(ModelKeys("toy").dead_letters)
+        dead = dead_letters(redis_server, "toy")
         assert len(dead) == 1
         fields = dead[0][1]
         assert fields[b"id"].decode() == ids[11] and b"400" in fields[b"error"] and fields[b"deliveries"] == b"3"
