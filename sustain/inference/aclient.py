@@ -27,7 +27,6 @@ import redis.asyncio
 
 from sustain.inference.client import BOUNDED_XADD, WAKE_EVERY, ClientCore, unwrap
 from sustain.inference.errors import QueueUnavailable
-from sustain.inference.keys import reply_key, result_key
 from sustain.inference.messages import decode_answer
 from sustain.inference.streams import check_groups, partitions_from, queue_groups, queue_meta
 
@@ -108,7 +107,7 @@ class AsyncInferenceClient(ClientCore):
         deadline = time.monotonic() + timeout
         while True:
             try:
-                raw = await self.redis.get(result_key(request_id))
+                raw = await self.redis.get(self.keys.result(request_id))
             except redis.RedisError as exc:
                 raise QueueUnavailable(f"cannot read an answer: Redis failed ({exc})") from exc
             if raw is not None:
@@ -132,7 +131,7 @@ class AsyncInferenceClient(ClientCore):
                 return
             self._popping = True
         try:
-            key = reply_key(self.id)
+            key = self.keys.reply(self.id)
             first = await self.redis.blpop([key], timeout=max(seconds, 0.01))
             if first is not None:
                 more = await self.redis.lpop(key, 10_000) or []

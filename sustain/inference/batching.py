@@ -59,13 +59,17 @@ class Buffer:
         batch: list[Item] = []
         rest: list[Item] = []
         seen: set[object] = set()
-        for item in self._items:
+        items = self._items
+        for position, item in enumerate(items):
             key = item.order_key
-            if len(batch) < n and key not in seen:
-                seen.add(key)
-                batch.append(item)
-            else:
+            if key in seen:
                 rest.append(item)
+                continue
+            seen.add(key)
+            batch.append(item)
+            if len(batch) == n:
+                rest.extend(items[position + 1 :])
+                break
         self._items = rest
         self._forget(batch)
         return batch

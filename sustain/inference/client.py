@@ -11,7 +11,7 @@ sustain.inference.errors.ResultTimeout: no answer to request ... of 'churn' with
 
 A request with a key goes to the key's partition, so the key's requests are answered in the order submitted;
 without a key it goes round the partitions. ``submit`` returns once Redis has the request. Units tell the
-client which requests they answered through a list of its own (``aiu:reply:{client id}``), so ``result`` waits
+client which requests they answered through a list of its own (``aiu:{model}:reply:{client id}``), so ``result`` waits
 on that list instead of polling, and still looks at the answer itself at least once a second.
 
 With ``max_backlog``, a submit to a partition holding that many unanswered requests raises
@@ -32,7 +32,7 @@ import redis
 from sustain.collector.logger import uuid7
 from sustain.errors import Overloaded
 from sustain.inference.errors import InferenceFailed, QueueUnavailable, ResultTimeout
-from sustain.inference.keys import ModelKeys, partition_of, reply_key, result_key
+from sustain.inference.keys import ModelKeys, partition_of
 from sustain.inference.messages import Answer, decode_answer, request_fields
 from sustain.inference.streams import check_groups, partitions_from, queue_groups, queue_meta
 
@@ -147,7 +147,7 @@ class InferenceClient(ClientCore):
         deadline = time.monotonic() + timeout
         while True:
             with _translated("read an answer"):
-                raw = self.redis.get(result_key(request_id))
+                raw = self.redis.get(self.keys.result(request_id))
             if raw is not None:
                 self._noted.discard(request_id)
                 return unwrap(request_id, decode_answer(cast(bytes, raw)))
@@ -171,7 +171,7 @@ class InferenceClient(ClientCore):
             for start in range(0, len(look), 1000):
                 chunk = look[start : start + 1000]
                 with _translated("read answers"):
-                    values = self.redis.mget([result_key(i) for i in chunk])
+                    values = self.redis.mget([self.keys.result(i) for i in chunk])
                 for request_id, raw in zip(chunk, values, strict=True):
                     if raw is not None and request_id in waiting:
                         found[request_id] = decode_answer(raw)
@@ -201,7 +201,7 @@ class InferenceClient(ClientCore):
                 self._changed.notify_all()
 
     def _pop_notes(self, seconds: float) -> list[str]:
-        key = reply_key(self.id)
+        key = self.keys.reply(self.id)
         with _translated("wait for answers"):
             first = self.redis.blpop([key], timeout=max(seconds, 0.01))
             if first is None:

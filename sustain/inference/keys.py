@@ -1,11 +1,12 @@
 """Where a model's requests, results and bookkeeping live in Redis, and which partition a request goes to.
 
 Every key of one model carries the model name in braces (``aiu:{churn}:req:3``): a Redis Cluster hashes
-only the part in braces, so all streams of a model sit in one slot and one ``XREADGROUP`` can read them all.
+only the part in braces, so all keys of a model sit in one slot, where one ``XREADGROUP`` can read every
+stream and one script can answer a whole batch.
 
 >>> keys = ModelKeys("churn")
->>> keys.stream(3), keys.dead_letters, keys.lease(3)
-('aiu:{churn}:req:3', 'aiu:{churn}:dlq', 'aiu:{churn}:lease:3')
+>>> keys.stream(3), keys.dead_letters, keys.lease(3), keys.result("r-1")
+('aiu:{churn}:req:3', 'aiu:{churn}:dlq', 'aiu:{churn}:lease:3', 'aiu:{churn}:res:r-1')
 >>> partition_of("customer-42", 16)
 5
 >>> ModelKeys("no spaces")
@@ -46,16 +47,6 @@ def partition_of(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
 
 
-def result_key(request_id: str) -> str:
-    """The answer to one request: set once (``SET NX``) with an expiry."""
-    return f"{PREFIX}:res:{request_id}"
-
-
-def reply_key(client_id: str) -> str:
-    """A client's notification list: units push the ids they answered, the client pops them."""
-    return f"{PREFIX}:reply:{client_id}"
-
-
 @dataclass(frozen=True)
 class ModelKeys:
     """The Redis keys of one model."""
@@ -91,6 +82,14 @@ class ModelKeys:
     def units(self) -> str:
         """A sorted set of unit names, scored by the time until which each counts as alive (ms since the epoch)."""
         return f"{self.base}:units"
+
+    def result(self, request_id: str) -> str:
+        """The answer to one request: set once (``SET NX``) with an expiry."""
+        return f"{self.base}:res:{request_id}"
+
+    def reply(self, client_id: str) -> str:
+        """A client's notification list: units push the ids they answered, the client pops them."""
+        return f"{self.base}:reply:{client_id}"
 
     def partition_of_stream(self, stream: str) -> int:
         return int(stream.rsplit(":", 1)[1])

@@ -75,7 +75,8 @@ def _object(raw: bytes | str | None) -> dict[str, Any] | None:
 
 @dataclass(slots=True, eq=False)
 class Item:
-    """One request a unit has read and not yet answered."""
+    """One request a unit has read and not yet answered. ``order_key`` is what at most one in-flight item may
+    share: the request's key, or the item itself when it has none."""
 
     stream: str
     partition: int
@@ -88,6 +89,11 @@ class Item:
     payload: dict[str, Any]
     deliveries: int = 1
     error: str | None = None  # why the entry cannot be sent to a backend at all (unreadable fields)
+    order_key: object = None
+
+    def __post_init__(self) -> None:
+        if self.order_key is None:
+            self.order_key = self.key if self.key is not None else self
 
     @classmethod
     def from_entry(
@@ -95,45 +101,38 @@ class Item:
         stream: str,
         partition: int,
         entry_id: bytes,
-        fields: Mapping[bytes, bytes] | Mapping[str, Any] | None,
+        fields: Mapping[Any, Any] | None,
         *,
         read_at: float,
         deliveries: int = 1,
     ) -> Item:
-        """An item from a stream entry; a deleted or malformed entry becomes an item carrying its error."""
+        """An item from a stream entry (fields as redis-py returns them: bytes, or str when decoding); a deleted
+        or malformed entry becomes an item carrying its error."""
         found: Mapping[Any, Any] = fields or {}
-
-        def get(name: str) -> Any:
-            value = found.get(name.encode())
-            return found.get(name) if value is None else value
-
-        request_id = _text(get("id"))
-        raw = get("p")
+        if found and isinstance(next(iter(found)), str):
+            found = {k.encode(): v for k, v in found.items()}
+        request_id = _text(found.get(b"id"))
+        raw = found.get(b"p")
         payload = _object(raw)
         item = cls(
-            stream=stream,
-            partition=partition,
-            entry_id=entry_id,
-            request_id=request_id or "",
-            key=_text(get("k")),
-            raw_payload=raw.encode() if isinstance(raw, str) else (raw or b""),
-            reply_to=_text(get("r")),
-            read_at=read_at,
-            payload=payload or {},
-            deliveries=deliveries,
+            stream,
+            partition,
+            entry_id,
+            request_id or "",
+            _text(found.get(b"k")),
+            raw.encode() if isinstance(raw, str) else (raw or b""),
+            _text(found.get(b"r")),
+            read_at,
+            payload or {},
+            deliveries,
         )
-        if not fields:
+        if not found:
             item.error = "the stream entry was deleted before it was answered"
         elif not request_id:
             item.error = "the stream entry has no request id"
         elif payload is None:
             item.error = "the payload is not a JSON object"
         return item
-
-    @property
-    def order_key(self) -> object:
-        """What at most one in-flight item may share: its key, or the item itself when it has none."""
-        return self.key if self.key is not None else self
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,7 +92,7 @@ def test_100k_requests_1k_keys_3_units_5_kills(redis_server: RedisServer, tmp_pa
 
     assert len(kills) == KILLS
     assert len(answers) == TOTAL, f"{TOTAL - len(answers)} requests unanswered"
-    result_keys = sum(1 for _ in r.scan_iter("aiu:res:*", count=10_000))
+    result_keys = sum(1 for _ in r.scan_iter("aiu:{acceptance}:res:*", count=10_000))
     assert result_keys == TOTAL  # one answer per request, nothing else
     failed = {i for i, rid in enumerate(ids) if answers[rid].error is not None}
     assert failed == poison

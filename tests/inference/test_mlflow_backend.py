@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,7 +40,7 @@ def rows(n: int) -> list[dict[str, float]]:
 def test_units_batch_to_mlflow_and_every_inference_reaches_the_collector(
     scoring_server: ScoringServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    payloads: list[dict[str, object]] = list(rows(300))
+    payloads: list[dict[str, Any]] = list(rows(300))
     payloads.insert(123, {"x0": "not a number", "x1": 0.0, "x2": 0.0, "x3": 0.0})
     direct = httpx.post(
         f"{scoring_server.url}/invocations",
@@ -60,7 +61,7 @@ def test_units_batch_to_mlflow_and_every_inference_reaches_the_collector(
         assert [answers[rid].prediction for rid in good] == direct
         assert [fields[b"id"].decode() for _, fields in dead_letters(redis_server, "scorer")] == [ids[123]]
 
-        def stored() -> list[dict[str, object]] | None:
+        def stored() -> list[dict[str, Any]] | None:
             body = httpx.get(f"{sustain.url}/v1/models/scorer/events", params={"limit": 1000}, timeout=10).json()
             return body["events"] if body["count"] == len(payloads) else None
 

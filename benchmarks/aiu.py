@@ -1,0 +1,221 @@
+"""Inference units, each figure beside its baseline, in one run on one machine.
+
+1. messages/s of one unit process against a backend that does nothing, beside a bare consumer loop doing the
+   same Redis work (XREADGROUP COUNT 128, SET NX EX per message, XACK and XDEL per batch) in this process;
+2. rows/s through one unit against a real MLflow scoring server (``mlflow models serve``, one worker), beside
+   one HTTP call per request to the same server;
+3. added latency (p50/p99) of requests sent one by one at a steady rate through a unit, against the same
+   MLflow server: the time from submit to answer, less the median time of one direct call.
+
+Run: .venv/bin/python benchmarks/aiu.py      (about five minutes: MLflow trains, logs and serves a model first)
+     .venv/bin/python benchmarks/aiu.py --no-mlflow   (the first figure only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sustain.inference import AsyncInferenceClient, InferenceClient, status  # noqa: E402
+from sustain.inference.config import BackendConfig, BatchPolicy, ModelBinding, UnitConfig  # noqa: E402
+from sustain.inference.keys import GROUP, ModelKeys  # noqa: E402
+from sustain.inference.serve import UnitOptions  # noqa: E402
+from tests.inference.mlflow_serving import FEATURES, ScoringServer, train_and_log  # noqa: E402
+from tests.inference.redis_server import RedisServer  # noqa: E402
+
+
+def noop(rows: Sequence[Any]) -> list[int]:
+    """The backend that does nothing."""
+    return [0] * len(rows)
+
+
+def start_unit(
+    url: str, model: str, backend: BackendConfig, max_batch: int, max_wait_ms: float
+) -> subprocess.Popen[bytes]:
+    config = UnitConfig(url, (ModelBinding(model, backend),), batch=BatchPolicy(max_batch, max_wait_ms))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    options = UnitOptions(config, grace=1.0).to_json()
+    return subprocess.Popen([sys.executable, "-m", "sustain.inference.serve", options], env=env)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain_rate(r: redis.Redis, model: str, total: int, proc: subprocess.Popen[bytes]) -> tuple[float, float]:
+    """Items/s from the first answer to the last (the unit's start-up is not counted), and the unit's CPU
+    microseconds per item over that time (what the rate would be on an idle core: 1e6 / that)."""
+    started = None
+    left_at_start = total
+    cpu_start = 0.0
+    while True:
+        backlog = status(r, [model])[0].backlog
+        now = time.perf_counter()
+        if started is None and backlog < total:
+            started, left_at_start, cpu_start = now, backlog, cpu_seconds(proc.pid)
+        if backlog == 0:
+            break
+        if proc.poll() is not None:
+            raise RuntimeError(f"the unit exited with {proc.returncode}")
+        time.sleep(0.02)
+    assert started is not None
+    return left_at_start / (now - started), (cpu_seconds(proc.pid) - cpu_start) / left_at_start * 1e6
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def payloads(n: int) -> list[dict[str, float]]:
+    return [{f: round(((i * 7 + j * 3) % 11 - 5) / 2.5, 2) for j, f in enumerate(FEATURES)} for i in range(n)]
+
+
+def unit_throughput(url: str, model: str, backend: BackendConfig, n: int, max_batch: int) -> tuple[float, float]:
+    r = redis.Redis.from_url(url)
+    with InferenceClient(url, model, notify=False) as client:
+        rows = payloads(n)
+        for start in range(0, n, 10_000):
+            chunk = rows[start : start + 10_000]
+            client.submit_many(chunk, [f"k{i % 1000}" for i in range(start, start + len(chunk))])
+    proc = start_unit(url, model, backend, max_batch, 5.0)
+    try:
+        return drain_rate(r, model, n, proc)
+    finally:
+        stop(proc)
+
+
+def bare_loop(url: str, n: int, batch: int = 128) -> tuple[float, float]:
+    """The same Redis work as a unit, without batching rules, leases or a backend: the floor of the design."""
+    r = redis.Redis.from_url(url)
+    keys = ModelKeys("bare")
+    with InferenceClient(url, "bare", partitions=1, notify=False) as client:
+        rows = payloads(n)
+        for start in range(0, n, 10_000):
+            client.submit_many(rows[start : start + 10_000])
+    stream, done = keys.stream(0), 0
+    started, cpu = time.perf_counter(), time.process_time()
+    while done < n:
+        reply: Any = r.xreadgroup(GROUP, "bare", {stream: ">"}, count=batch)
+        entries = reply[0][1]
+        pipe = r.pipeline(transaction=False)
+        for _, fields in entries:
+            pipe.set(keys.result(fields[b"id"].decode()), b'{"prediction":0}', nx=True, ex=3600)
+        ids = [e[0] for e in entries]
+        pipe.xack(stream, GROUP, *ids)
+        pipe.xdel(stream, *ids)
+        pipe.execute()
+        done += len(entries)
+    return n / (time.perf_counter() - started), (time.process_time() - cpu) / n * 1e6
+
+
+def per_request_rate(url: str, n: int) -> tuple[float, list[float]]:
+    """Rows/s of one HTTP call per request, and each call's time (s)."""
+    times = []
+    with httpx.Client(timeout=30) as http:
+        for row in payloads(n):
+            body = {"dataframe_split": {"columns": FEATURES, "data": [[row[f] for f in FEATURES]]}}
+            t = time.perf_counter()
+            http.post(f"{url}/invocations", json=body).raise_for_status()
+            times.append(time.perf_counter() - t)
+    return n / sum(times), times
+
+
+async def paced_latencies(url: str, model: str, n: int, rate: float) -> list[float]:
+    """Seconds from submit to answer of ``n`` requests sent one by one, ``rate`` a second."""
+    async with await AsyncInferenceClient.connect(url, model) as client:
+
+        async def one(row: dict[str, float]) -> float:
+            t = time.perf_counter()
+            await client.predict(row, timeout=60)
+            return time.perf_counter() - t
+
+        start, tasks = time.perf_counter(), []
+        for i, row in enumerate(payloads(n)):
+            tasks.append(asyncio.create_task(one(row)))
+            await asyncio.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
+        return list(await asyncio.gather(*tasks))
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=100_000, help="messages for the do-nothing backend")
+    parser.add_argument("--rows", type=int, default=20_000, help="requests through units to MLflow")
+    parser.add_argument("--direct", type=int, default=300, help="one-call-per-request baseline calls")
+    parser.add_argument("--latency", type=int, default=1_000, help="requests in the latency run")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests/s in the latency run")
+    parser.add_argument("--no-mlflow", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="aiu-bench-"))
+    lines: list[str] = []
+    with RedisServer(work / "redis") as server:
+        url = server.url
+        bare = bare_loop(url, args.messages)
+        nothing = BackendConfig("python", "benchmarks.aiu:noop")
+        runs = {b: unit_throughput(url, f"noop{b}", nothing, args.messages, b) for b in (64, 256)}
+        lines.append(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        lines.append(f"do-nothing backend, {args.messages:,} messages (target >= 25,000/s for one unit):")
+        for b, (rate, cpu) in runs.items():
+            lines.append(f"  one unit, --max-batch {b:<4}    {rate:>8,.0f} msg/s   {cpu:5.1f} µs CPU per message")
+        lines.append(f"  bare XREADGROUP/SET/XACK loop {bare[0]:>8,.0f} msg/s   {bare[1]:5.1f} µs CPU per message")
+        if not args.no_mlflow:
+            mlflow_dir = work / "mlflow"
+            with ScoringServer(train_and_log(mlflow_dir), mlflow_dir) as scoring:
+                direct_rate, direct_times = per_request_rate(scoring.url, args.direct)
+                backend = BackendConfig("mlflow", scoring.url)
+                rates = {b: unit_throughput(url, f"mlflow{b}", backend, args.rows, b)[0] for b in (64, 512)}
+                lines.append(f"MLflow scoring server, {args.rows:,} requests (target >= 50x one call per request):")
+                lines.append(f"  one HTTP call per request    {direct_rate:>10,.0f} rows/s")
+                for b, rate in rates.items():
+                    lines.append(f"  one unit, --max-batch {b:<5}  {rate:>10,.0f} rows/s  ({rate / direct_rate:,.0f}x)")
+                proc = start_unit(url, "latency", backend, 64, 5.0)
+                try:
+                    latencies = asyncio.run(paced_latencies(url, "latency", args.latency, args.rate))
+                finally:
+                    stop(proc)
+                call_p50, call_p99 = pct(direct_times, 50), pct(direct_times, 99)
+                added = [t - call_p50 for t in latencies]
+                lines.append(
+                    f"latency at {args.rate:g} requests/s, --max-wait-ms 5 (target: added p99 <= 5 ms + one call):"
+                )
+                lines.append(
+                    f"  one direct call              p50 {call_p50 * 1000:6.1f} ms   p99 {call_p99 * 1000:6.1f} ms"
+                )
+                lines.append(
+                    f"  through a unit, end to end   p50 {pct(latencies, 50) * 1000:6.1f} ms   "
+                    f"p99 {pct(latencies, 99) * 1000:6.1f} ms"
+                )
+                p50, p99 = pct(added, 50) * 1000, pct(added, 99) * 1000
+                bound = 5 + call_p99 * 1000
+                lines.append(
+                    f"  added by the unit            p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   (bound {bound:.1f} ms)"
+                )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
