@@ -15,16 +15,13 @@ Core v1, ``/api/v1.0/predictions``), ``v2`` (the Open Inference Protocol, ``/v2/
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from sustain.inference.backends.base import Backend, Rows, columns_of
 from sustain.inference.config import BackendConfig
 from sustain.registry import Registry
 
 BackendFactory = Callable[[BackendConfig], Backend]
-
-backends: Registry[BackendFactory] = Registry("inference backend", entry_point_group="sustain.backends")
-
 
 def _mlflow(config: BackendConfig) -> Backend:
     from sustain.inference.backends.mlflow import MlflowBackend
@@ -50,10 +47,13 @@ def _python(config: BackendConfig) -> Backend:
     return PythonBackend.from_config(config)
 
 
-backends.register("mlflow", _mlflow)
-backends.register("seldon", _seldon)
-backends.register("v2", _v2)
-backends.register("python", _python)
+def _builtins() -> Mapping[str, BackendFactory]:
+    return {"mlflow": _mlflow, "seldon": _seldon, "v2": _v2, "python": _python}
+
+
+backends: Registry[BackendFactory] = Registry(
+    "inference backend", entry_point_group="sustain.backends", builtins=_builtins, check=callable
+)
 
 
 def open_backend(config: BackendConfig) -> Backend:
