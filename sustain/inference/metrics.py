@@ -52,6 +52,13 @@ class UnitMetrics:
         self.registry.register(QueueCollector(read))
 
 
+def queue_registry(read: Callable[[], list[ModelStatus]]) -> CollectorRegistry:
+    """A registry of its own with only the queue gauges (the sustain server appends it to ``/metrics``)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(QueueCollector(read))
+    return registry
+
+
 class QueueCollector(Collector):
     def __init__(self, read: Callable[[], list[ModelStatus]]) -> None:
         self.read = read

@@ -87,3 +87,20 @@ def _group(groups: Any) -> dict[str, Any] | None:
         if (name.decode() if isinstance(name, bytes) else name) == GROUP:
             return dict(group)
     return None
+
+
+class QueueReader:
+    """The queues of every model on one Redis, read on demand (the server's ``--redis``); connects lazily."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: redis.Redis | None = None
+
+    def read(self) -> list[ModelStatus]:
+        if self._client is None:
+            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        return status(self._client)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

@@ -23,6 +23,7 @@ from sustain.registry import Registry
 
 BackendFactory = Callable[[BackendConfig], Backend]
 
+
 def _mlflow(config: BackendConfig) -> Backend:
     from sustain.inference.backends.mlflow import MlflowBackend
 
