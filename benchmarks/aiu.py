@@ -2,10 +2,11 @@
 
 1. messages/s of one unit process against a backend that does nothing, beside a bare consumer loop doing the
    same Redis work (XREADGROUP COUNT 128, SET NX EX per message, XACK and XDEL per batch) in this process;
-2. rows/s through one unit against a real MLflow scoring server (``mlflow models serve``, one worker), beside
-   one HTTP call per request to the same server;
+2. rows/s through units against a real MLflow scoring server (``mlflow models serve``, two workers), beside
+   one HTTP call per request to the same server, and one call of 512 rows (what one caller can get at best);
 3. added latency (p50/p99) of requests sent one by one at a steady rate through a unit, against the same
-   MLflow server: the time from submit to answer, less the median time of one direct call.
+   MLflow server, once the unit answers: the time from submit to answer, less the median time of one direct
+   call.
 
 Run: .venv/bin/python benchmarks/aiu.py      (about five minutes: MLflow trains, logs and serves a model first)
      .venv/bin/python benchmarks/aiu.py --no-mlflow   (the first figure only)
@@ -59,8 +60,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drain_rate(r: redis.Redis, model: str, total: int, proc: subprocess.Popen[bytes]) -> tuple[float, float]:
-    """Items/s from the first answer to the last (the unit's start-up is not counted), and the unit's CPU
+def drain_rate(r: redis.Redis, model: str, total: int, procs: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
+    """Items/s from the first answer to the last (the units' start-up is not counted), and the units' CPU
     microseconds per item over that time (what the rate would be on an idle core: 1e6 / that)."""
     started = None
     left_at_start = total
@@ -69,14 +70,15 @@ def drain_rate(r: redis.Redis, model: str, total: int, proc: subprocess.Popen[by
         backlog = status(r, [model])[0].backlog
         now = time.perf_counter()
         if started is None and backlog < total:
-            started, left_at_start, cpu_start = now, backlog, cpu_seconds(proc.pid)
+            started, left_at_start, cpu_start = now, backlog, sum(cpu_seconds(p.pid) for p in procs)
         if backlog == 0:
             break
-        if proc.poll() is not None:
-            raise RuntimeError(f"the unit exited with {proc.returncode}")
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("a unit exited")
         time.sleep(0.02)
     assert started is not None
-    return left_at_start / (now - started), (cpu_seconds(proc.pid) - cpu_start) / left_at_start * 1e6
+    cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_start
+    return left_at_start / (now - started), cpu / left_at_start * 1e6
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -91,18 +93,21 @@ def payloads(n: int) -> list[dict[str, float]]:
     return [{f: round(((i * 7 + j * 3) % 11 - 5) / 2.5, 2) for j, f in enumerate(FEATURES)} for i in range(n)]
 
 
-def unit_throughput(url: str, model: str, backend: BackendConfig, n: int, max_batch: int) -> tuple[float, float]:
+def unit_throughput(
+    url: str, model: str, backend: BackendConfig, n: int, max_batch: int, units: int = 1
+) -> tuple[float, float]:
     r = redis.Redis.from_url(url)
     with InferenceClient(url, model, notify=False) as client:
         rows = payloads(n)
         for start in range(0, n, 10_000):
             chunk = rows[start : start + 10_000]
             client.submit_many(chunk, [f"k{i % 1000}" for i in range(start, start + len(chunk))])
-    proc = start_unit(url, model, backend, max_batch, 5.0)
+    procs = [start_unit(url, model, backend, max_batch, 5.0) for _ in range(units)]
     try:
-        return drain_rate(r, model, n, proc)
+        return drain_rate(r, model, n, procs)
     finally:
-        stop(proc)
+        for proc in procs:
+            stop(proc)
 
 
 def bare_loop(url: str, n: int, batch: int = 128) -> tuple[float, float]:
@@ -129,16 +134,24 @@ def bare_loop(url: str, n: int, batch: int = 128) -> tuple[float, float]:
     return n / (time.perf_counter() - started), (time.process_time() - cpu) / n * 1e6
 
 
-def per_request_rate(url: str, n: int) -> tuple[float, list[float]]:
-    """Rows/s of one HTTP call per request, and each call's time (s)."""
+def direct_rate(url: str, calls: int, rows: int = 1) -> tuple[float, list[float]]:
+    """Rows/s of ``calls`` HTTP calls of ``rows`` rows each, one after the other, and each call's time (s)."""
     times = []
-    with httpx.Client(timeout=30) as http:
-        for row in payloads(n):
-            body = {"dataframe_split": {"columns": FEATURES, "data": [[row[f] for f in FEATURES]]}}
+    data = payloads(rows)
+    body = {"dataframe_split": {"columns": FEATURES, "data": [[row[f] for f in FEATURES] for row in data]}}
+    with httpx.Client(timeout=60) as http:
+        for _ in range(calls):
             t = time.perf_counter()
             http.post(f"{url}/invocations", json=body).raise_for_status()
             times.append(time.perf_counter() - t)
-    return n / sum(times), times
+    return calls * rows / sum(times), times
+
+
+def warm_up(url: str, model: str) -> None:
+    """Wait until a unit answers (it has started, taken its partitions and connected to the backend)."""
+    with InferenceClient(url, model) as client:
+        for row in payloads(20):
+            client.predict(row, timeout=60)
 
 
 async def paced_latencies(url: str, model: str, n: int, rate: float) -> list[float]:
@@ -184,16 +197,27 @@ def main() -> None:
         lines.append(f"  bare XREADGROUP/SET/XACK loop {bare[0]:>8,.0f} msg/s   {bare[1]:5.1f} µs CPU per message")
         if not args.no_mlflow:
             mlflow_dir = work / "mlflow"
-            with ScoringServer(train_and_log(mlflow_dir), mlflow_dir) as scoring:
-                direct_rate, direct_times = per_request_rate(scoring.url, args.direct)
+            with ScoringServer(train_and_log(mlflow_dir), mlflow_dir, workers=2) as scoring:
+                single, direct_times = direct_rate(scoring.url, args.direct)
+                packed, _ = direct_rate(scoring.url, 20, 512)
                 backend = BackendConfig("mlflow", scoring.url)
-                rates = {b: unit_throughput(url, f"mlflow{b}", backend, args.rows, b)[0] for b in (64, 512)}
-                lines.append(f"MLflow scoring server, {args.rows:,} requests (target >= 50x one call per request):")
-                lines.append(f"  one HTTP call per request    {direct_rate:>10,.0f} rows/s")
-                for b, rate in rates.items():
-                    lines.append(f"  one unit, --max-batch {b:<5}  {rate:>10,.0f} rows/s  ({rate / direct_rate:,.0f}x)")
+                shapes = [(64, 1), (512, 1), (512, 2)]
+                rates = {
+                    run: unit_throughput(url, f"mlflow{run[0]}x{run[1]}", backend, args.rows, *run)[0] for run in runs
+                }
+                lines.append(
+                    f"MLflow scoring server (2 workers), {args.rows:,} requests (target >= 50x one call per request):"
+                )
+                lines.append(f"  one HTTP call per request    {single:>10,.0f} rows/s")
+                lines.append(
+                    f"  one call of 512 rows         {packed:>10,.0f} rows/s  ({packed / single:,.0f}x: one caller's most)"
+                )
+                for (b, count), rate in rates.items():
+                    label = f"{count} unit{'s' if count > 1 else ''}, --max-batch {b}"
+                    lines.append(f"  {label:<28} {rate:>10,.0f} rows/s  ({rate / single:,.0f}x)")
                 proc = start_unit(url, "latency", backend, 64, 5.0)
                 try:
+                    warm_up(url, "latency")
                     latencies = asyncio.run(paced_latencies(url, "latency", args.latency, args.rate))
                 finally:
                     stop(proc)
