@@ -203,14 +203,14 @@ def main() -> None:
                 backend = BackendConfig("mlflow", scoring.url)
                 shapes = [(64, 1), (512, 1), (512, 2)]
                 rates = {
-                    run: unit_throughput(url, f"mlflow{run[0]}x{run[1]}", backend, args.rows, *run)[0] for run in runs
+                    run: unit_throughput(url, f"mlflow{run[0]}x{run[1]}", backend, args.rows, *run)[0] for run in shapes
                 }
                 lines.append(
                     f"MLflow scoring server (2 workers), {args.rows:,} requests (target >= 50x one call per request):"
                 )
                 lines.append(f"  one HTTP call per request    {single:>10,.0f} rows/s")
                 lines.append(
-                    f"  one call of 512 rows         {packed:>10,.0f} rows/s  ({packed / single:,.0f}x: one caller's most)"
+                    f"  one call of 512 rows         {packed:>10,.0f} rows/s  ({packed / single:,.0f}x, at best)"
                 )
                 for (b, count), rate in rates.items():
                     label = f"{count} unit{'s' if count > 1 else ''}, --max-batch {b}"
