@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# `sustain aiu ...` through the installed command's entry point (the aiu group registers on import).
-SUSTAIN = [sys.executable, "-c", "import sustain.cli.aiu; from sustain.cli import main; main()"]
+SUSTAIN = [sys.executable, "-m", "sustain.cli"]
 
 
 def sustain_aiu(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
