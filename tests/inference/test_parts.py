@@ -5,7 +5,6 @@ fakeredis."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import fakeredis
 import jsonschema
@@ -96,8 +95,11 @@ def test_v2_requests_follow_the_open_inference_protocol() -> None:
         assert [i["datatype"] for i in body["inputs"]] == ["INT64", "BYTES", "BOOL", "FP64"]
         with pytest.raises(BackendRejected, match="field 'age' holds NoneType, int"):
             backend.encode([{"age": 41}, {"age": None}])
-        reply = {"model_name": "churn", "outputs": [{"name": "p", "shape": [2, 2], "datatype": "FP64", "data": [0.1, 0.9, 0.7, 0.3]},
-                                                     {"name": "label", "shape": [2], "datatype": "BYTES", "data": ["b", "a"]}]}  # fmt: skip
+        outputs = [
+            {"name": "p", "shape": [2, 2], "datatype": "FP64", "data": [0.1, 0.9, 0.7, 0.3]},
+            {"name": "label", "shape": [2], "datatype": "BYTES", "data": ["b", "a"]},
+        ]
+        reply = {"model_name": "churn", "outputs": outputs}
         oip_validator("inference_response").validate(reply)
         assert backend.decode(reply, 2) == [{"p": [0.1, 0.9], "label": "b"}, {"p": [0.7, 0.3], "label": "a"}]
         with pytest.raises(BackendRejected, match="not 3 rows"):
@@ -153,7 +155,7 @@ def test_the_client_queues_a_request_on_its_keys_partition() -> None:
     client = InferenceClient(r, "churn", partitions=4)
     request_id = client.submit({"age": 41}, key="customer-7")
     keys = ModelKeys("churn")
-    (entry_id, fields), *_ = r.xrange(keys.stream(partition_of("customer-7", 4)))
+    (_, fields), *_ = r.xrange(keys.stream(partition_of("customer-7", 4)))
     assert fields[b"id"].decode() == request_id and fields[b"k"] == b"customer-7" and fields[b"r"] == client.id.encode()
     ids = client.submit_many([{"x": i} for i in range(8)])  # no key: round the partitions
     assert sorted(r.xlen(keys.stream(p)) for p in range(4)) == [2, 2, 2, 3]
