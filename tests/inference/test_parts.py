@@ -5,6 +5,7 @@ fakeredis."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import fakeredis
 import jsonschema
@@ -155,7 +156,8 @@ def test_the_client_queues_a_request_on_its_keys_partition() -> None:
     client = InferenceClient(r, "churn", partitions=4)
     request_id = client.submit({"age": 41}, key="customer-7")
     keys = ModelKeys("churn")
-    (_, fields), *_ = r.xrange(keys.stream(partition_of("customer-7", 4)))
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], r.xrange(keys.stream(partition_of("customer-7", 4))))
+    fields = entries[0][1]
     assert fields[b"id"].decode() == request_id and fields[b"k"] == b"customer-7" and fields[b"r"] == client.id.encode()
     ids = client.submit_many([{"x": i} for i in range(8)])  # no key: round the partitions
     assert sorted(r.xlen(keys.stream(p)) for p in range(4)) == [2, 2, 2, 3]
