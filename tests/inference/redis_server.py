@@ -31,8 +31,9 @@ def redis_server_path() -> str:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, config: Path | None = None) -> None:
         self.directory = directory
+        self.config = config  # a redis.conf read first (the options below override it)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -44,6 +45,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
             redis_server_path(),
+            *([str(self.config)] if self.config else []),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.directory),
