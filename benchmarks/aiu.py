@@ -195,6 +195,16 @@ def main() -> None:
         for b, (rate, cpu) in runs.items():
             lines.append(f"  one unit, --max-batch {b:<4}    {rate:>8,.0f} msg/s   {cpu:5.1f} µs CPU per message")
         lines.append(f"  bare XREADGROUP/SET/XACK loop {bare[0]:>8,.0f} msg/s   {bare[1]:5.1f} µs CPU per message")
+        proc = start_unit(url, "noop-latency", nothing, 64, 5.0)
+        try:
+            warm_up(url, "noop-latency")
+            quiet = asyncio.run(paced_latencies(url, "noop-latency", args.latency, args.rate))
+        finally:
+            stop(proc)
+        lines.append(
+            f"  added latency at {args.rate:g} requests/s, --max-wait-ms 5: p50 {pct(quiet, 50) * 1000:.1f} ms, "
+            f"p99 {pct(quiet, 99) * 1000:.1f} ms (the backend takes no time: this is the unit and Redis)"
+        )
         if not args.no_mlflow:
             mlflow_dir = work / "mlflow"
             with ScoringServer(train_and_log(mlflow_dir), mlflow_dir, workers=2) as scoring:

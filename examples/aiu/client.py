@@ -28,7 +28,8 @@ def main() -> None:
     rows, keys = [], []
     for _ in range(args.requests):
         customer = rng.randrange(args.customers)
-        rows.append({"tenure": rng.randint(0, 72), "monthly": round(rng.uniform(20, 120), 2), "plan": rng.choice(PLANS)})
+        row = {"tenure": rng.randint(0, 72), "monthly": round(rng.uniform(20, 120), 2), "plan": rng.choice(PLANS)}
+        rows.append(row)
         keys.append(f"customer-{customer}")
     with InferenceClient(args.redis, args.model) as client:
         print(client.predict(rows[0], key=keys[0]))  # one request, waited for
