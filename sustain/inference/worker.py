@@ -6,7 +6,7 @@ The loop, in one thread per model:
    (read nothing new from them, answer what is held, then release the lease);
 2. take over newly leased partitions (:mod:`sustain.inference.recovery`);
 3. send a batch when the policy says so (:class:`~sustain.inference.config.BatchPolicy`), else read more with
-   ``XREADGROUP ... >`` blocking until the oldest item's wait is up.
+   ``XREADGROUP ... >``: blocking while nothing is held, polling each millisecond while a batch fills.
 
 A batch holds at most one item per key and is finished (answered, failed or abandoned) before the next one
 is taken, so a key never has two items in flight. A rejected batch is split in halves, each sent on its
@@ -41,6 +41,7 @@ log = logging.getLogger("sustain.inference")
 
 MAX_BLOCK_MS = 100  # the longest a read blocks, so leases, stops and balancing are looked at often
 MAX_BACKOFF = 2.0
+POLL_MS = 1  # how often a unit looks for more requests while a batch fills
 
 
 class ModelWorker:
@@ -129,7 +130,14 @@ class ModelWorker:
             self.stopping.wait(block_ms / 1000)
             return
         count = max(1, min(self.policy.max_batch_size, math.ceil(room / len(streams))))
-        reply = cast(list[Any], self.client.xreadgroup(GROUP, self.me, streams, count=count, block=block_ms))
+        if len(self.buffer) == 0:  # nothing to send: block until a request comes (an XADD wakes us at once)
+            reply = cast(list[Any], self.client.xreadgroup(GROUP, self.me, streams, count=count, block=block_ms))
+        else:
+            # A batch is filling: look without blocking, then wait a millisecond. Redis ends a BLOCK's timeout
+            # only on its server clock (hz 10: up to 100 ms late), far coarser than max_wait_ms.
+            reply = cast(list[Any], self.client.xreadgroup(GROUP, self.me, streams, count=count))
+            if not reply:
+                self.stopping.wait(min(block_ms, POLL_MS) / 1000)
         if not reply:
             return
         now = time.monotonic()
