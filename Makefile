@@ -13,7 +13,7 @@ ELASTALERT := .cache/elastalert-venv/.requirements.sha256
 CHROMIUM := /usr/bin/chromium
 REDIS := /usr/bin/redis-server
 
-.PHONY: run test venv lint typecheck unit bench bench-drift clean
+.PHONY: run test venv lint typecheck unit bench bench-drift bench-aiu clean
 
 venv: $(STAMP)
 
@@ -64,6 +64,9 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/drift.py --setup
+
+bench-aiu: $(STAMP) $(REDIS)
+	$(BIN)/python benchmarks/aiu.py
 
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift.py --setup

@@ -148,3 +148,14 @@ def test_requests_survive_a_redis_crash_once_flushed(redis_server: RedisServer) 
         assert wait_for(lambda: status(restarted.client(), ["toy"])[0].backlog, 10) == 500
     finally:
         restarted.stop()
+
+
+def test_a_client_with_a_backlog_bound_is_refused_when_the_units_are_behind(redis_server: RedisServer) -> None:
+    from sustain.errors import Overloaded
+
+    with InferenceClient(redis_server.url, "toy", partitions=1, max_backlog=3) as client:
+        for i in range(3):
+            client.submit({"x": i})
+        with pytest.raises(Overloaded, match="holds 3 unanswered requests"):
+            client.submit({"x": 3})
+    assert status(redis_server.client(), ["toy"])[0].backlog == 3
