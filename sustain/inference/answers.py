@@ -7,8 +7,9 @@ the entries. A unit that dies before the call leaves its entries pending, and th
 answers them; one that dies after it has nothing left to do. Deleting acknowledged entries keeps each stream
 as long as its backlog, and (deleted only once acknowledged) keeps ``XINFO GROUPS``'s ``lag`` exact.
 
-One script call instead of a pipeline of ``SET`` commands: redis-py spends about 25 µs packing each command,
-more than Redis spends running it, and a unit does this for every request.
+One script call instead of ``SET`` commands: redis-py spends about 25 µs packing each command, more than Redis
+spends running it, and a unit does this for every request. The worker sends its next ``XREADGROUP`` in the
+same round trip.
 
 A dead letter is an ``XADD`` to ``aiu:{model}:dlq`` with the request and its error, the error as its answer.
 """
@@ -16,7 +17,7 @@ A dead letter is an ``XADD`` to ``aiu:{model}:dlq`` with the request and its err
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -60,10 +61,19 @@ class Answers:
         self.dead_letter_maxlen = dead_letter_maxlen
         self._answer = client.register_script(ANSWER)
 
-    def answer(self, items: Sequence[Item], predictions: Sequence[Any]) -> list[bool]:
-        """Store each prediction unless the request was answered before; True for the items answered now."""
+    def answer(
+        self, items: Sequence[Item], predictions: Sequence[Any], *, then: Callable[[Any], None] | None = None
+    ) -> tuple[list[bool], Any]:
+        """Store each prediction unless the request was answered before; True for the items answered now.
+        ``then`` queues one more command on the same round trip (the worker's next read); its reply is returned
+        second."""
         answers = [encode_answer(prediction=p) for p in predictions]
-        return self._store(items, answers)
+        pipe = self.client.pipeline(transaction=False)
+        self._store(pipe, items, answers)
+        if then is not None:
+            then(pipe)
+        replies = pipe.execute()
+        return self._answered_now(items, replies[0]), replies[1] if then is not None else None
 
     def dead_letter(self, items: Sequence[Item], errors: Sequence[str]) -> list[bool]:
         """Move items to the dead-letter stream with their error, which is also their answer."""
@@ -80,10 +90,10 @@ class Answers:
             if item.key is not None:
                 fields["k"] = item.key
             pipe.xadd(self.keys.dead_letters, fields, maxlen=self.dead_letter_maxlen, approximate=True)
-        pipe.execute()
-        return self._store(items, [encode_answer(error=e) for e in errors])
+        self._store(pipe, items, [encode_answer(error=e) for e in errors])
+        return self._answered_now(items, pipe.execute()[-1])
 
-    def _store(self, items: Sequence[Item], answers: Sequence[bytes]) -> list[bool]:
+    def _store(self, pipe: Any, items: Sequence[Item], answers: Sequence[bytes]) -> None:
         answered = [(item, answer) for item, answer in zip(items, answers, strict=True) if item.request_id]
         waiting: dict[str, list[str]] = defaultdict(list)
         entries: dict[str, list[bytes]] = defaultdict(list)
@@ -100,5 +110,9 @@ class Answers:
         for client_id, ids in waiting.items():
             keys.append(self.keys.reply(client_id))
             args += [len(ids), *ids]
-        first = iter(self._answer(keys=keys, args=args))
+        self._answer(keys=keys, args=args, client=pipe)
+
+    @staticmethod
+    def _answered_now(items: Sequence[Item], reply: Sequence[int]) -> list[bool]:
+        first = iter(reply)
         return [bool(next(first)) if item.request_id else False for item in items]

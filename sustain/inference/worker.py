@@ -124,21 +124,38 @@ class ModelWorker:
         return max(1, min(MAX_BLOCK_MS, math.ceil(left)))
 
     def read(self, block_ms: int) -> None:
-        streams: dict[Any, Any] = {self.keys.stream(p): ">" for p in sorted(self.active)}
-        room = self.config.max_inflight - len(self.buffer)
-        if not streams or room <= 0:
+        streams, count = self._wanted()
+        if not streams:
             self.stopping.wait(block_ms / 1000)
             return
-        count = max(1, min(self.policy.max_batch_size, math.ceil(room / len(streams))))
         if len(self.buffer) == 0:  # nothing to send: block until a request comes (an XADD wakes us at once)
-            reply = cast(list[Any], self.client.xreadgroup(GROUP, self.me, streams, count=count, block=block_ms))
+            reply = self.client.xreadgroup(GROUP, self.me, streams, count=count, block=block_ms)
         else:
             # A batch is filling: look without blocking, then wait a millisecond. Redis ends a BLOCK's timeout
             # only on its server clock (hz 10: up to 100 ms late), far coarser than max_wait_ms.
-            reply = cast(list[Any], self.client.xreadgroup(GROUP, self.me, streams, count=count))
+            reply = self.client.xreadgroup(GROUP, self.me, streams, count=count)
             if not reply:
                 self.stopping.wait(min(block_ms, POLL_MS) / 1000)
-        if not reply:
+        self._take_in(reply)
+
+    def _wanted(self) -> tuple[dict[Any, Any], int]:
+        """The streams to read and how many entries from each, so that at most ``max_inflight`` are held."""
+        room = self.config.max_inflight - len(self.buffer)
+        if room <= 0 or not self.active or self._finish_by is not None:
+            return {}, 0
+        streams: dict[Any, Any] = {self.keys.stream(p): ">" for p in sorted(self.active)}
+        return streams, max(1, min(self.policy.max_batch_size, math.ceil(room / len(streams))))
+
+    def _read_too(self, pipe: Any) -> None:
+        """Queue a non-blocking read of new entries on ``pipe`` (sent with a batch's answers)."""
+        streams, count = self._wanted()
+        if streams:
+            pipe.xreadgroup(GROUP, self.me, streams, count=count)
+        else:
+            pipe.echo(b"")
+
+    def _take_in(self, reply: Any) -> None:
+        if not isinstance(reply, list) or not reply:
             return
         now = time.monotonic()
         for stream, entries in reply:
@@ -238,7 +255,8 @@ class ModelWorker:
                 self.metrics.backend_seconds.labels(self.model, outcome).observe(seconds)
                 self.metrics.batch_size.labels(self.model).observe(len(items))
         self._failures = 0
-        first = self.answers.answer(items, predictions)
+        first, more = self.answers.answer(items, predictions, then=self._read_too)
+        self._take_in(more)
         if self.metrics is not None:
             answered = sum(first)
             self.metrics.items.labels(self.model, "answered").inc(answered)
