@@ -70,6 +70,7 @@ class Unit:
             self.workers.append(ModelWorker(self.client, binding, config, backend, self.stopping, metrics))
         self.heartbeat = Heartbeat([w.leases for w in self.workers], config.lease_ttl)
         self._threads: list[threading.Thread] = []
+        self._stopped = False
         if metrics is not None:
             metrics.watch_queues(self.queues)
 
@@ -91,7 +92,10 @@ class Unit:
         return self
 
     def stop(self) -> None:
-        """Stop reading, answer what is held (up to the grace period), release the leases."""
+        """Stop reading, answer what is held (up to the grace period), release the leases. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.stopping.set()
         for thread in self._threads:
             thread.join(self.grace + 30)

@@ -159,3 +159,18 @@ def test_a_client_with_a_backlog_bound_is_refused_when_the_units_are_behind(redi
         with pytest.raises(Overloaded, match="holds 3 unanswered requests"):
             client.submit({"x": 3})
     assert status(redis_server.client(), ["toy"])[0].backlog == 3
+
+
+def test_units_share_a_models_partitions_and_the_survivor_takes_them_all(redis_server: RedisServer) -> None:
+    with ModelServer() as model:
+        first = Unit(config(redis_server, model.url, name="first", lease_ttl=0.6)).start()
+        second = Unit(config(redis_server, model.url, name="second", lease_ttl=0.6)).start()
+        try:
+            held = lambda unit: len(unit.workers[0].leases.held())  # noqa: E731
+            wait_for(lambda: held(first) == 2 and held(second) == 2, 30, "two partitions each")
+            first.stop()
+            wait_for(lambda: held(second) == 4, 30, "the survivor to hold all four")
+            assert status(redis_server.client(), ["toy"])[0].units == 1
+        finally:
+            first.stop()
+            second.stop()
