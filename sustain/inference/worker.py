@@ -185,6 +185,8 @@ class ModelWorker:
             self.metrics.partitions.labels(self.model).set(len(self.active | self.recovering | self.draining))
 
     def forget_lost(self) -> None:
+        """Let go of partitions whose lease may have expired (the heartbeat was late or failed): their held
+        items stay pending, for whoever takes the partition next (this unit too) to answer."""
         for p in sorted(self.active | self.recovering | self.draining):
             if not self.leases.valid(p):
                 dropped = self.buffer.drop_partition(p)
@@ -192,6 +194,7 @@ class ModelWorker:
                 self.active.discard(p)
                 self.recovering.discard(p)
                 self.draining.discard(p)
+                self.leases.release(p)  # if it is still ours, free it now rather than renew what nobody reads
 
     def recover(self) -> None:
         for p in sorted(self.recovering):

@@ -174,3 +174,18 @@ def test_units_share_a_models_partitions_and_the_survivor_takes_them_all(redis_s
         finally:
             first.stop()
             second.stop()
+
+
+def test_a_unit_whose_heartbeat_was_late_lets_go_and_takes_its_partition_back(redis_server: RedisServer) -> None:
+    with ModelServer() as model, InferenceClient(redis_server.url, "toy", partitions=1) as client:
+        unit = Unit(config(redis_server, model.url, partitions=1, lease_ttl=1.0, min_idle=0.2)).start()
+        try:
+            worker = unit.workers[0]
+            wait_for(lambda: worker.active == {0}, 30, "the partition")
+            with worker.leases._lock:  # as if the heartbeat had been held up past the trusted time
+                worker.leases._valid_until[0] = 0.0
+            ids = client.submit_many([{"x": i} for i in range(10)], ["k"] * 10)
+            answers = client.answers(ids, timeout=60)
+            assert [answers[i].prediction["y"] for i in ids] == [2 * i for i in range(10)]
+        finally:
+            unit.stop()
