@@ -125,7 +125,9 @@ def serve(
         run_unit(options)
         return
     from sustain.inference.supervisor import Supervisor
+    from sustain.inference.unit import connect
 
+    connect(redis_url).close()  # a wrong URL is one sentence now, not children restarting for ever
     Supervisor(options, units).run()
 
 

@@ -59,6 +59,11 @@ def test_errors_are_sentences_with_exit_codes(redis_server: RedisServer) -> None
     down = run("status", "--redis", "redis://127.0.0.1:1/0")
     assert down.returncode == 3 and "cannot reach Redis at redis://127.0.0.1:1/0" in down.stderr
     assert "Traceback" not in down.stderr
+    for units in ("1", "3"):
+        serve = run(
+            "serve", "--redis", "redis://127.0.0.1:1/0", "--model", "m", "--backend", "http://x", "--units", units
+        )
+        assert serve.returncode == 3 and "cannot reach Redis" in serve.stderr and "Traceback" not in serve.stderr
     kind = run("serve", "--redis", redis_server.url, "--model", "m", "--backend", "http://x", "--backend-kind", "grpc")
     assert kind.returncode == 2 and "unknown --backend-kind 'grpc'; known: mlflow, python, seldon, v2" in kind.stderr
     pairs = run("serve", "--redis", redis_server.url, "--model", "a", "--model", "b", "--backend", "http://x",
