@@ -36,6 +36,7 @@ from sustain.inference import AsyncInferenceClient, InferenceClient, status  # n
 from sustain.inference.config import BackendConfig, BatchPolicy, ModelBinding, UnitConfig  # noqa: E402
 from sustain.inference.keys import GROUP, ModelKeys  # noqa: E402
 from sustain.inference.serve import UnitOptions  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 from tests.inference.mlflow_serving import FEATURES, ScoringServer, train_and_log  # noqa: E402
 from tests.inference.redis_server import RedisServer  # noqa: E402
 
@@ -46,11 +47,11 @@ def noop(rows: Sequence[Any]) -> list[int]:
 
 
 def start_unit(
-    url: str, model: str, backend: BackendConfig, max_batch: int, max_wait_ms: float
+    url: str, model: str, backend: BackendConfig, max_batch: int, max_wait_ms: float, metrics_port: int | None = None
 ) -> subprocess.Popen[bytes]:
     config = UnitConfig(url, (ModelBinding(model, backend),), batch=BatchPolicy(max_batch, max_wait_ms))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    options = UnitOptions(config, grace=1.0).to_json()
+    options = UnitOptions(config, grace=1.0, metrics_port=metrics_port).to_json()
     return subprocess.Popen([sys.executable, "-m", "sustain.inference.serve", options], env=env)
 
 
@@ -106,12 +107,39 @@ def unit_throughput(url: str, model: str, backend: BackendConfig, n: int, max_ba
         for start in range(0, n, 10_000):
             chunk = rows[start : start + 10_000]
             client.submit_many(chunk, [f"k{i % 1000}" for i in range(start, start + len(chunk))])
-    procs = [start_unit(url, model, backend, max_batch, 5.0) for _ in range(units)]
+    ports = [free_port() for _ in range(units)]
+    procs = [start_unit(url, model, backend, max_batch, 5.0, port) for port in ports]
     try:
-        return drain_rate(r, model, n, procs)
+        drained = drain_rate(r, model, n, procs)
+        BATCHES[model] = batch_stats(ports)
+        return drained
     finally:
         for proc in procs:
             stop(proc)
+
+
+BATCHES: dict[str, tuple[float, float]] = {}  # model -> (mean batch size, mean backend call in ms) of its last run
+
+
+def batch_stats(ports: list[int]) -> tuple[float, float]:
+    """Mean batch size and mean successful backend call time, from the units' own /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = {"size_sum": 0.0, "size_count": 0.0, "call_sum": 0.0, "call_count": 0.0}
+    for port in ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "sustain_aiu_batch_size_sum":
+                    totals["size_sum"] += sample.value
+                elif sample.name == "sustain_aiu_batch_size_count":
+                    totals["size_count"] += sample.value
+                elif sample.name == "sustain_aiu_backend_seconds_sum" and sample.labels.get("outcome") == "ok":
+                    totals["call_sum"] += sample.value
+                elif sample.name == "sustain_aiu_backend_seconds_count" and sample.labels.get("outcome") == "ok":
+                    totals["call_count"] += sample.value
+    mean_size = totals["size_sum"] / max(totals["size_count"], 1)
+    return mean_size, 1000 * totals["call_sum"] / max(totals["call_count"], 1)
 
 
 def bare_loop(url: str, n: int, batch: int = 128) -> tuple[float, float]:
@@ -233,7 +261,11 @@ def main() -> None:
                 )
                 for (b, count), rate in rates.items():
                     label = f"{count} unit{'s' if count > 1 else ''}, --max-batch {b}"
-                    lines.append(f"  {label:<28} {rate:>10,.0f} rows/s  ({rate / single:,.0f}x)")
+                    size, call_ms = BATCHES[f"mlflow{b}x{count}"]
+                    lines.append(
+                        f"  {label:<28} {rate:>10,.0f} rows/s  ({rate / single:,.0f}x; mean batch {size:.0f}, "
+                        f"backend call {call_ms:.1f} ms)"
+                    )
                 proc = start_unit(url, "latency", backend, 64, 5.0)
                 try:
                     warm_up(url, "latency")
