@@ -202,6 +202,17 @@ async def paced_latencies(url: str, model: str, n: int, rate: float) -> list[flo
         return list(await asyncio.gather(*tasks))
 
 
+def sequential_latencies(url: str, model: str, n: int) -> list[float]:
+    """Seconds from submit to answer of ``n`` requests, each sent once the previous one is answered."""
+    times = []
+    with InferenceClient(url, model) as client:
+        for row in payloads(n):
+            t = time.perf_counter()
+            client.predict(row, timeout=60)
+            times.append(time.perf_counter() - t)
+    return times
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 1 else values[0]
 
@@ -235,9 +246,14 @@ def main() -> None:
         proc = start_unit(url, "noop-latency", nothing, 64, 5.0)
         try:
             warm_up(url, "noop-latency")
+            alone = sequential_latencies(url, "noop-latency", 200)
             quiet = asyncio.run(paced_latencies(url, "noop-latency", args.latency, args.rate))
         finally:
             stop(proc)
+        lines.append(
+            f"  latency of 200 requests sent one after the other, --max-wait-ms 5: p50 {pct(alone, 50) * 1000:.1f} ms, "
+            f"p99 {pct(alone, 99) * 1000:.1f} ms"
+        )
         lines.append(
             f"  added latency at {args.rate:g} requests/s, --max-wait-ms 5: p50 {pct(quiet, 50) * 1000:.1f} ms, "
             f"p99 {pct(quiet, 99) * 1000:.1f} ms (the backend takes no time: this is the unit and Redis)"
