@@ -22,9 +22,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from sustain.backends.elasticsearch.config import parse_elasticsearch_uri
 from sustain.cli.app import app
 from sustain.settings import Settings
-from sustain.store.es_config import parse_elasticsearch_uri
 from tests import compose_file as cf
 from tests.elastalert import check
 
@@ -414,7 +414,7 @@ def test_smoke_script_checks_what_the_stack_names(services: dict[str, dict[str, 
     [rule] = model["alerts"]
     assert f'model="${{SMOKE_MODEL:-{model["name"]}}}"' in text
     assert f'rule="${{SMOKE_RULE:-{model["name"]}-{rule["name"]}}}"' in text
-    from sustain.alerting.elastalert import WRITEBACK_INDEX
-    from sustain.store.es_config import IndexNames
+    from sustain.backends.elasticsearch.config import IndexNames
+    from sustain.backends.elasticsearch.elastalert import WRITEBACK_INDEX
 
     assert f"/{IndexNames().indicators}/_count" in text and f"/{WRITEBACK_INDEX}/_search" in text

@@ -105,8 +105,20 @@ def get_data_stream(cluster: Cluster, parts: Parts, params: Params, body: Any) -
             {
                 "name": stream.name,
                 "timestamp_field": {"name": "@timestamp"},
-                "indices": [{"index_name": i, "index_uuid": i[-22:]} for i in stream.indices],
+                "indices": [
+                    {
+                        "index_name": i,
+                        "index_uuid": i[-22:],
+                        "ilm_policy": _policy(cluster, i),
+                        "managed_by": "Index Lifecycle Management",
+                        "prefer_ilm": True,
+                    }
+                    for i in stream.indices
+                ],
                 "generation": stream.generation,
+                "next_generation_managed_by": "Index Lifecycle Management",
+                "prefer_ilm": True,
+                "settings": {},
                 "status": "GREEN",
                 "template": stream.template,
                 "hidden": False,
@@ -117,6 +129,10 @@ def get_data_stream(cluster: Cluster, parts: Parts, params: Params, body: Any) -
             }
         )
     return {"data_streams": streams}
+
+
+def _policy(cluster: Cluster, index: str) -> str:
+    return str(cluster.indices[index].setting("index.lifecycle.name") or "")
 
 
 def rollover(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:
@@ -177,7 +193,7 @@ def update_aliases(cluster: Cluster, parts: Parts, params: Params, body: Any) ->
     return {"acknowledged": True, "errors": False}
 
 
-# -- indices ---------------------------------------------------------------------------------------------------------------
+# -- indices -------------------------------------------------------------------------------------------------------
 
 
 def create_index(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:
@@ -211,7 +227,7 @@ def refresh(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:
     return {"_shards": SHARDS}
 
 
-# -- documents --------------------------------------------------------------------------------------------------------------
+# -- documents -----------------------------------------------------------------------------------------------------
 
 
 def _item(cluster: Cluster, op: str, target: str, doc_id: str | None, source: Any, meta: Mapping[str, Any]) -> Any:
@@ -264,7 +280,7 @@ def bulk(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:
 
 
 def index_doc(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:
-    meta = {"pipeline": params.get("pipeline")}
+    meta: dict[str, Any] = {"pipeline": params.get("pipeline")}
     if "if_seq_no" in params:
         meta.update(if_seq_no=int(params["if_seq_no"]), if_primary_term=int(params.get("if_primary_term", "1")))
     op = "create" if params.get("op_type") == "create" else "index"
@@ -298,7 +314,7 @@ def mget(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:
     return {"docs": docs}
 
 
-# -- search --------------------------------------------------------------------------------------------------------------------
+# -- search --------------------------------------------------------------------------------------------------------
 
 _SEARCH_KEYS = frozenset(
     {"query", "size", "from", "sort", "search_after", "_source", "track_total_hits", "collapse", "aggs", "aggregations"}
@@ -347,9 +363,9 @@ def search(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:
         seen: set[Any] = set()
         kept = []
         for doc, values in rows:
-            key = tuple(doc.values(collapse["field"]))
-            if key not in seen:
-                seen.add(key)
+            group = tuple(doc.values(collapse["field"]))
+            if group not in seen:
+                seen.add(group)
                 kept.append((doc, values))
         rows = kept
     with_score = sort is None or bool(body.get("track_scores"))
@@ -375,7 +391,7 @@ def count(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:
     return {"count": len(docs), "_shards": SHARDS}
 
 
-# -- by query ----------------------------------------------------------------------------------------------------------------------
+# -- by query ------------------------------------------------------------------------------------------------------
 
 # Painless sources of update_by_query scripts sustain sends, and what each does to ``ctx._source``.
 BACKFILL_PREFIX = "def ts = ctx._source['@timestamp'];"
@@ -418,7 +434,7 @@ def delete_by_query(cluster: Cluster, parts: Parts, params: Params, body: Any) -
     }
 
 
-# -- transforms ----------------------------------------------------------------------------------------------------------------------
+# -- transforms ----------------------------------------------------------------------------------------------------
 
 
 def put_transform(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:

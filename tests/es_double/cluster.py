@@ -138,7 +138,7 @@ class Cluster:
     def max_buckets(self) -> int:
         return int(self.settings["search.max_buckets"])
 
-    # -- names ----------------------------------------------------------------------------------------------------------
+    # -- names -----------------------------------------------------------------------------------------------------
     def resolve(self, expression: str, *, allow_missing: bool = False) -> list[Index]:
         """The indices an index expression names: names, aliases, data streams, wildcards, comma lists."""
         found: dict[str, Index] = {}
@@ -152,7 +152,7 @@ class Cluster:
             elif any(part in index.aliases for index in self.indices.values()):
                 names = [i.name for i in self.indices.values() if part in i.aliases]
             elif "*" in part:
-                for name, index in self.indices.items():
+                for name in self.indices:
                     if fnmatch.fnmatchcase(name, part) and not name.startswith("."):
                         names.append(name)
                 for stream in self.data_streams.values():
@@ -172,7 +172,7 @@ class Cluster:
             raise not_found(name)
         return self.indices[name]
 
-    # -- indices ----------------------------------------------------------------------------------------------------------
+    # -- indices ---------------------------------------------------------------------------------------------------
     def create_index(self, name: str, body: Mapping[str, Any] | None = None, *, stream: str | None = None) -> Index:
         if name in self.indices or name in self.data_streams:
             raise RequestError(
@@ -213,7 +213,7 @@ class Cluster:
             else:
                 raise Unsupported(f"alias action {kind!r}")
 
-    # -- templates, data streams, rollover --------------------------------------------------------------------------------
+    # -- templates, data streams, rollover -------------------------------------------------------------------------
     def template_for(self, name: str) -> tuple[str, dict[str, Any]] | None:
         best: tuple[int, str, dict[str, Any]] | None = None
         for template_name, body in self.templates.items():
@@ -268,7 +268,7 @@ class Cluster:
             return self.create_index(name, found[1].get("template", {}))
         return self.create_index(name, {"mappings": {"dynamic": True}})
 
-    # -- pipelines -------------------------------------------------------------------------------------------------------------
+    # -- pipelines -------------------------------------------------------------------------------------------------
     def run_pipeline(self, name: str, source: dict[str, Any]) -> dict[str, Any]:
         pipeline = self.pipelines.get(name)
         if pipeline is None:
@@ -289,7 +289,7 @@ class Cluster:
             node[parts[-1]] = value
         return source
 
-    # -- documents -------------------------------------------------------------------------------------------------------------
+    # -- documents -------------------------------------------------------------------------------------------------
     def write(
         self,
         target: str,
@@ -311,9 +311,13 @@ class Cluster:
                     f"only write ops with an op_type of create are allowed in data streams [{target}]",
                 )
             if "@timestamp" not in source:
-                raise RequestError(400, "document_parsing_exception", "data stream timestamp field [@timestamp] is missing")
+                raise RequestError(
+                    400, "document_parsing_exception", "data stream timestamp field [@timestamp] is missing"
+                )
         if doc_id is not None and len(doc_id.encode()) > 512:
-            raise RequestError(400, "action_request_validation_exception", "id is too long, must be no longer than 512 bytes")
+            raise RequestError(
+                400, "action_request_validation_exception", "id is too long, must be no longer than 512 bytes"
+            )
         doc_id = doc_id or uuid.uuid4().hex[:20]
         existing = index.docs.get(doc_id)
         if op_type == "create" and existing is not None:
@@ -389,9 +393,10 @@ class Cluster:
             yield from index.docs.values()
 
     def get(self, expression: str, doc_id: str) -> dict[str, Any]:
-        [index] = self.resolve(expression) or [None]
-        if index is None:
+        found = self.resolve(expression)
+        if len(found) != 1:
             raise not_found(expression)
+        [index] = found
         doc = index.docs.get(doc_id)
         if doc is None:
             return {"_index": index.name, "_id": doc_id, "found": False}

@@ -161,7 +161,7 @@ class DoubleNode(BaseNode):
         request_timeout: Any = None,
     ) -> NodeApiResponse:
         started = time.perf_counter()
-        content_type = (headers or {}).get("content-type", "") if headers is not None else ""
+        content_type = str(headers.get("content-type", "")) if headers is not None else ""
         status, response = cluster_call(self.cluster, method, target, body, content_type, self.client_name)
         payload = b"" if method == "HEAD" else json.dumps(response).encode()
         meta = ApiResponseMeta(
@@ -176,7 +176,9 @@ class DoubleNode(BaseNode):
 
 def node_class(cluster: Cluster, client: str) -> type[DoubleNode]:
     """A node class bound to ``cluster`` whose requests are recorded as sent by ``client``."""
-    return type(f"DoubleNode_{re.sub(r'[^A-Za-z0-9]', '_', client)}", (DoubleNode,), {"cluster": cluster, "client_name": client})
+    return type(
+        f"DoubleNode_{re.sub(r'[^A-Za-z0-9]', '_', client)}", (DoubleNode,), {"cluster": cluster, "client_name": client}
+    )
 
 
 def client_options(cluster: Cluster, client: str = "client") -> dict[str, Any]:

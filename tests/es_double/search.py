@@ -13,8 +13,8 @@ double does not understand fails a test instead of passing silently.
 >>> doc = Doc("i", "1", {"a": 3, "k": "x"}, {"properties": {"a": {"type": "long"}, "k": {"type": "keyword"}}})
 >>> matches({"bool": {"filter": [{"range": {"a": {"gt": 2}}}, {"term": {"k": {"value": "x"}}}]}}, doc)
 True
->>> aggregate({"n": {"value_count": {"field": "k"}}, "t": {"terms": {"field": "k"}}}, [doc])
-{'n': {'value': 1}, 't': {'doc_count_error_upper_bound': 0, 'sum_other_doc_count': 0, 'buckets': [{'key': 'x', 'doc_count': 1}]}}
+>>> aggregate({"n": {"value_count": {"field": "k"}}, "t": {"terms": {"field": "k"}}}, [doc])["t"]
+{'doc_count_error_upper_bound': 0, 'sum_other_doc_count': 0, 'buckets': [{'key': 'x', 'doc_count': 1}]}
 """
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ class Doc:
             run = SCRIPTS.get(script.get("source", ""))
             if run is None:
                 raise Unsupported(f"the double does not know the runtime script {script.get('source')!r}")
-            found = run(Doc(self.index, self.id, self.source, self.mappings, cache=self.cache), script.get("params", {}))
+            found = run(
+                Doc(self.index, self.id, self.source, self.mappings, cache=self.cache), script.get("params", {})
+            )
         else:
             found = values_of(self.source, path, self.mappings)
         self.cache[key] = found
@@ -103,10 +105,12 @@ class Doc:
         return None if mapping is None else str(mapping.get("type", "object"))
 
     def with_runtime(self, runtime: Mapping[str, Any]) -> Doc:
-        return Doc(self.index, self.id, self.source, self.mappings, self.seq_no, self.version, runtime, self.score, self.cache)
+        return Doc(
+            self.index, self.id, self.source, self.mappings, self.seq_no, self.version, runtime, self.score, self.cache
+        )
 
 
-# -- queries ------------------------------------------------------------------------------------------------------------
+# -- queries -------------------------------------------------------------------------------------------------------
 
 
 def _single(params: Mapping[str, Any], what: str) -> tuple[str, Any]:
@@ -202,7 +206,7 @@ def score(query: Mapping[str, Any], doc: Doc) -> float:
     return random_score(int(options["seed"]), values[0] if values else "")
 
 
-# -- sorting --------------------------------------------------------------------------------------------------------------
+# -- sorting -------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -239,7 +243,9 @@ def sort_values(doc: Doc, keys: Sequence[SortKey]) -> list[Any]:
             found.append(doc.seq_no)
             continue
         if doc.field_type(key.field) is None:
-            raise RequestError(400, "search_phase_execution_exception", f"No mapping found for [{key.field}] in order to sort on")
+            raise RequestError(
+                400, "search_phase_execution_exception", f"No mapping found for [{key.field}] in order to sort on"
+            )
         values = doc.values(key.field)
         found.append((max(values) if key.descending else min(values)) if values else None)
     return found
@@ -283,7 +289,7 @@ def _coerce_sort(value: Any) -> Any:
     return value
 
 
-# -- _source filtering ------------------------------------------------------------------------------------------------------
+# -- _source filtering ---------------------------------------------------------------------------------------------
 
 
 def filter_source(source: Mapping[str, Any], includes: Sequence[str]) -> dict[str, Any]:
@@ -323,7 +329,7 @@ def hit(doc: Doc, source_option: Any, sort: list[Any] | None, with_score: bool) 
     return found
 
 
-# -- aggregations ------------------------------------------------------------------------------------------------------------
+# -- aggregations --------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -419,7 +425,11 @@ def _composite(params: Mapping[str, Any], docs: Sequence[Doc], sub: Mapping[str,
     page = ordered[: int(params.get("size", 10))]
     counter.add(len(page))
     buckets = [
-        {"key": dict(zip(names, key, strict=True)), "doc_count": len(groups[key]), **aggregate(sub, groups[key], counter)}
+        {
+            "key": dict(zip(names, key, strict=True)),
+            "doc_count": len(groups[key]),
+            **aggregate(sub, groups[key], counter),
+        }
         for key in page
     ]
     result: dict[str, Any] = {"buckets": buckets}

@@ -157,7 +157,7 @@ class Transforms:
             return [self.find(part) for part in expression.split(",")]
         return sorted((t for t in self.items.values() if fnmatch.fnmatchcase(t.id, expression)), key=lambda t: t.id)
 
-    # -- API -------------------------------------------------------------------------------------------------------------
+    # -- API -------------------------------------------------------------------------------------------------------
     def put(self, transform_id: str, body: dict[str, Any], *, defer_validation: bool = False) -> dict[str, Any]:
         if not _ID.match(transform_id):
             raise _invalid(
@@ -165,7 +165,9 @@ class Transforms:
                 "underscores, start and end with an alphanumeric character, and be at most 64 characters"
             )
         if transform_id in self.items:
-            raise RequestError(409, "resource_already_exists_exception", f"Transform with id [{transform_id}] already exists")
+            raise RequestError(
+                409, "resource_already_exists_exception", f"Transform with id [{transform_id}] already exists"
+            )
         source, dest = body.get("source", {}), body.get("dest", {})
         if not source.get("index") or not dest.get("index"):
             raise _invalid("source.index and dest.index are required")
@@ -179,7 +181,10 @@ class Transforms:
         _check_aggregations(body["pivot"].get("aggregations", body["pivot"].get("aggs", {})))
         page = body.get("settings", {}).get("max_page_search_size")
         if page is not None and not 10 <= int(page) <= 65_536:
-            raise _invalid("settings.max_page_search_size [{page}] is out of range. The minimum value is 10 and the maximum is 65536")
+            raise _invalid(
+                f"settings.max_page_search_size [{page}] is out of range. The minimum value is 10 and the maximum "
+                "is 65536"
+            )
         frequency = millis(body.get("frequency", "1m"))
         if not 1000 <= frequency <= 3_600_000:
             raise _invalid("frequency must be between 1s and 1h")
@@ -219,7 +224,8 @@ class Transforms:
                 raise RequestError(
                     409,
                     "status_exception",
-                    f"Unable to stop transform [{t.id}] as it is in a failed state. Use force stop to stop the transform.",
+                    f"Unable to stop transform [{t.id}] as it is in a failed state. Use force stop to stop the "
+                    "transform.",
                 )
             t.state, t.reason, t.next_due_ms = "stopped", None, None
         return {"acknowledged": True}
@@ -253,14 +259,16 @@ class Transforms:
                 "health": {"status": "red" if t.state == "failed" else "green"},
             }
             if t.checkpoint:
-                entry["checkpointing"]["last"].update(timestamp_millis=t.checkpoint_ms, time_upper_bound_millis=t.upper_ms)
+                entry["checkpointing"]["last"].update(
+                    timestamp_millis=t.checkpoint_ms, time_upper_bound_millis=t.upper_ms
+                )
                 entry["checkpointing"]["changes_last_detected_at"] = t.checkpoint_ms
             if t.reason is not None:
                 entry["reason"] = t.reason
             entries.append(entry)
         return {"count": len(entries), "transforms": entries}
 
-    # -- the scheduler -------------------------------------------------------------------------------------------------------
+    # -- the scheduler ---------------------------------------------------------------------------------------------
     def next_due(self) -> int | None:
         due = [t.next_due_ms for t in self.items.values() if t.state == "started" and t.next_due_ms is not None]
         return min(due) if due else None
@@ -279,7 +287,7 @@ class Transforms:
                     t.stats["index_failures" if exc.kind != "too_many_buckets_exception" else "search_failures"] += 1
                     t.next_due_ms = None
 
-    # -- checkpoints ---------------------------------------------------------------------------------------------------------
+    # -- checkpoints -----------------------------------------------------------------------------------------------
     def _source_docs(self, t: Transform) -> list[Doc]:
         source = t.config["source"]
         runtime = source.get("runtime_mappings", {})
@@ -429,7 +437,9 @@ class Transforms:
             properties[name] = {"type": "date" if kind == "date_histogram" else "keyword"}
         for name, container in pivot.get("aggregations", {}).items():
             kind = next(k for k in container if k not in ("aggs", "aggregations", "meta"))
-            properties[name] = {"type": {"terms": "flattened", "value_count": "long", "filter": "long"}.get(kind, "double")}
+            properties[name] = {
+                "type": {"terms": "flattened", "value_count": "long", "filter": "long"}.get(kind, "double")
+            }
         dest = t.config["dest"]
         self.cluster.create_index(dest["index"], {"mappings": {"properties": properties}})
         for alias in dest.get("aliases", []):

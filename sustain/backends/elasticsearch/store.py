@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,11 +114,11 @@ def _raise_failures(what: str, failures: list[str]) -> None:
 class ElasticsearchStore:
     """A :class:`sustain.store.base.Store` on an Elasticsearch 8.x cluster."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         self.uri = uri
         self.config = parse_elasticsearch_uri(uri)
         self.names = IndexNames(self.config.prefix)
-        self.client = ESClient(self.config)
+        self.client = ESClient(self.config, transport_options)
         self._lock = threading.RLock()
         self._specs: dict[str, ModelSpec] = {}
         self._layouts: dict[str, Layout] = {}
