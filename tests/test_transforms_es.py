@@ -636,7 +636,7 @@ def test_event_document_and_bulk_lines() -> None:
 
 def test_ilm_policy_and_pipeline() -> None:
     phases = ilm_policy()["policy"]["phases"]
-    assert phases["hot"]["actions"]["rollover"]["max_age"] == "1d"
+    assert phases["hot"]["actions"]["rollover"]["max_age"] == "7d"
     assert phases["delete"] == {"min_age": "30d", "actions": {"delete": {}}}
     processors = ingest_pipeline()["processors"]
     assert processors == [{"set": {"field": "event.ingested", "value": "{{{_ingest.timestamp}}}"}}]

@@ -21,7 +21,7 @@ import fnmatch
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -106,6 +106,8 @@ class Cluster:
         self.policies: dict[str, dict[str, Any]] = {}
         self.settings: dict[str, Any] = {"search.max_buckets": max_buckets}
         self.requests: list[Any] = []  # every request and answer, see tests.es_double.node.Recorded
+        # Called with (method, path) before each request is answered: tests use it to act "in between".
+        self.before_request: list[Callable[[str, str], None]] = []
         self.lock = threading.RLock()
         from tests.es_double.transforms import Transforms
 

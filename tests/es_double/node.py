@@ -124,6 +124,8 @@ def cluster_call(
     parsed = _parse(body, content_type)
     name = "unknown"
     with cluster.lock:
+        for hook in list(cluster.before_request):
+            hook(method, path)
         try:
             for route_method, pattern, route_name, handler in ROUTES:
                 match = pattern.match(path)
