@@ -54,6 +54,7 @@ from typing import Any
 
 import orjson
 
+from sustain.collector.categories import category_key
 from sustain.durations import parse_duration
 from sustain.spec import ModelSpec
 from sustain.store.layout import Column, Layout
@@ -64,7 +65,8 @@ INGEST_PIPELINE = "sustain-events-ingested"
 # Lucene refuses an _id over 512 bytes; longer event ids are hashed.
 MAX_ID_BYTES = 512
 # Lucene refuses a keyword term over 32766 bytes (and with it the whole document); 8191 characters
-# are at most 32764 UTF-8 bytes. Longer categories, labels and error messages are cut to this length.
+# are at most 32764 UTF-8 bytes. Longer error messages are cut to this length; categories and class labels are
+# made safe keys at ingest instead (sustain.collector.categories), so both engines count the same ones.
 KEYWORD_MAX_CHARS = 8191
 ROLLOVER_AGE = "7d"
 
@@ -218,14 +220,23 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _keyword(value: Any) -> str | None:
+def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        text = "true" if value else "false"
-    else:
-        text = value if isinstance(value, str) else str(value)
-    return text[:KEYWORD_MAX_CHARS]
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def _keyword(value: Any) -> str | None:
+    text = _text(value)
+    return None if text is None else text[:KEYWORD_MAX_CHARS]
+
+
+def _category(value: Any) -> str | None:
+    """A category as the collector stores it (a safe ``flattened`` key); rows that bypassed it are made safe here."""
+    text = _text(value)
+    return None if text is None else category_key(text)
 
 
 def _timestamp(value: Any) -> Any:
@@ -284,7 +295,7 @@ def _stored_value(col: Column, value: Any) -> Any:
     if kind in ("numeric", "probability", "regression", "class_scores"):
         return _number(value)
     if kind in ("categorical", "class_label"):
-        return _keyword(value)
+        return _category(value)
     if kind == "boolean":
         return value if isinstance(value, bool) else None
     if kind == "text":
