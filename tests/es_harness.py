@@ -70,6 +70,11 @@ class Side:
     store: Store
     engine: Engine
 
+    @property
+    def es_store(self) -> ElasticsearchStore:
+        assert isinstance(self.store, ElasticsearchStore)
+        return self.store
+
     def docs(self, model: str) -> dict[tuple[Any, ...], IndicatorDoc]:
         return {doc_key(d): d for d in self.engine.documents.query(IndicatorQuery(model, limit=1_000_000))}
 

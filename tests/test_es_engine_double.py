@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from sustain.backends.elasticsearch.store import ElasticsearchStore
-from sustain.backends.elasticsearch.transforms import transform_id
+from sustain.backends.elasticsearch.transforms import body_digest, transform_id
 from sustain.backends.elasticsearch.windows import ESTransformer
 from tests.es_double import Cluster, Recorded
 from tests.es_harness import Side, cluster_clock, differences, duck_side, es_side, events_for, load, settle, spec_of
@@ -61,7 +61,11 @@ def test_transform_bodies_are_the_compiled_plans(run: tuple[Cluster, Side, Side]
     plans = es.engine.runner.plans(spec)
     runner = es.engine.runner
     assert isinstance(runner, ESTransformer)
-    assert sent == {transform_id(p, "sustain"): runner.body(p) for p in plans}
+    assert sent == {runner.transform_id(p): runner.body(p) for p in plans}
+    assert all(
+        tid.endswith(body_digest(body)) and tid != transform_id(plan)
+        for tid, body, plan in zip(sent, sent.values(), plans)
+    )
     stats = cluster.transforms.get_stats("*")["transforms"]
     assert [(s["state"], s["stats"]["documents_processed"]) for s in stats] == [("started", 1200)]
 

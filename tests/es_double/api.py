@@ -190,7 +190,7 @@ def _flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def update_aliases(cluster: Cluster, parts: Parts, params: Params, body: Any) -> Any:
     cluster.update_aliases(body["actions"])
-    return {"acknowledged": True, "errors": False}
+    return ACK
 
 
 # -- indices -------------------------------------------------------------------------------------------------------
