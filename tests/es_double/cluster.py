@@ -13,6 +13,12 @@
 * writes are searchable at once (as if every request asked for ``refresh``).
 
 The clock is the test's: :attr:`Cluster.now_ms` moves only through :meth:`Cluster.advance`.
+
+Simpler than a cluster, on purpose: one node and no security; every write is searchable at once (no refresh
+interval, so ``sync.time.delay`` matters only against the clock); ILM rolls over only when a test calls
+:meth:`Cluster.rollover`; transforms checkpoint only when the clock moves; scores are a stable hash, not BM25.
+A request outside what it implements is answered with status 501 (``unsupported_by_double``), so it fails the
+test that sent it.
 """
 
 from __future__ import annotations
