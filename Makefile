@@ -68,6 +68,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/categories.py
 	$(BIN)/python benchmarks/drift.py --setup
 
 bench-drift: $(STAMP)

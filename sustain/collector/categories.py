@@ -49,9 +49,8 @@ def needs_rewrite(arr: pa.Array | pa.ChunkedArray) -> bool:
     """Whether any value of a string column is empty, holds NUL or is too long."""
     if len(arr) == 0 or arr.null_count == len(arr):
         return False
-    longest = pc.max(pc.binary_length(arr)).as_py() or 0
-    shortest = pc.min(pc.binary_length(arr)).as_py() or 0
-    if longest > MAX_BYTES or shortest == 0:
+    extremes = pc.min_max(pc.binary_length(arr))
+    if (extremes["max"].as_py() or 0) > MAX_BYTES or extremes["min"].as_py() == 0:
         return True
     return bool(pc.any(pc.match_substring(arr, "\x00")).as_py())
 
