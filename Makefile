@@ -15,7 +15,7 @@ ELASTALERT := .cache/elastalert-venv/.requirements.sha256
 SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/redis-server /usr/bin/shellcheck
 SYSTEM_PACKAGES := chromium redis-server shellcheck
 
-.PHONY: run test venv lint typecheck unit bench bench-drift clean system-tools
+.PHONY: run test venv lint typecheck unit bench bench-drift bench-aiu clean system-tools
 
 venv: $(STAMP)
 
@@ -64,6 +64,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/categories.py
 	$(BIN)/python benchmarks/drift.py --setup
+
+bench-aiu: $(STAMP) system-tools
+	$(BIN)/python benchmarks/aiu.py
 
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift.py --setup
