@@ -258,7 +258,7 @@ def _describe(found: dict[str, Any]) -> str:
 
 
 def run_demo(
-    port: int | None, directory: Path | None, say: Say, keep_serving: bool = False, max_seconds: float = 150.0
+    port: int | None, directory: Path | None, say: Say, keep_serving: bool = False, max_seconds: float = 300.0
 ) -> dict[str, Any]:
     """Run the story; return a summary (dashboard URL, alert id, the new version)."""
     logging.getLogger("sustain").setLevel(logging.ERROR)
@@ -286,7 +286,7 @@ def run_demo(
     os.environ["SUSTAIN_DEMO_SECRET"] = secret
     trainer = Trainer(url, secret.encode(), registry, examples, say)
     os.environ["SUSTAIN_DEMO_TRAINER"] = trainer.url
-    server, serving, url = _start_service(work, port, say)
+    server, server_thread, url = _start_service(work, port, say)
     say(f"sustain is serving {MODEL}: dashboard {url}/models/{MODEL}   API {url}/docs")
     predicted, scores = examples.predict(model, frame)
     reference = frame.assign(prediction=predicted, label=truth)
@@ -360,9 +360,7 @@ def run_demo(
         traffic.join(10)
         trainer.close()
         server.should_exit = True
-        # Let the service shut down (the engine finishes its run and stops) before the process exits: a daemon
-        # thread still inside DuckDB at exit aborts the interpreter.
-        serving.join(60)
+        server_thread.join(60)  # the service's shutdown stops the engine; the process must not end before it
 
 
 def _watch(url: str, version: str, seconds: float, say: Say) -> None:
