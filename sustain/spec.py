@@ -40,6 +40,7 @@ from pydantic import (
 
 from sustain.durations import format_duration, parse_duration
 from sustain.spec_alerts import ActionSpec, AlertRule, Threshold, conditions
+from sustain.spec_release import ReleaseSettings
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
 OutputKind = Literal["class_label", "class_scores", "probability", "regression"]
@@ -251,6 +252,7 @@ class ModelSpec(_Strict):
         default="keep", description="keep undeclared features in the event's extra field, or reject the event"
     )
     cloudevents: CloudEventsMapping = Field(default_factory=CloudEventsMapping)
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings)
 
     @field_validator("name")
     @classmethod
