@@ -63,6 +63,7 @@ class MlflowServer:
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
             "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no background job workers: fewer processes
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         argv = [
@@ -93,14 +94,15 @@ class MlflowServer:
         raise RuntimeError(f"mlflow server did not start in {timeout:g} s: {self.log_path.read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # workers the server started, if any outlived it
+        self.proc.wait(10)
 
 
 def _churn() -> Any:
@@ -135,6 +137,7 @@ def register_churn(
     the version registers, but its example cannot be predicted.
     """
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
     churn = _churn()
     frame, truth = churn.customers(rows, drifted=drifted, seed=seed)
@@ -159,12 +162,12 @@ def register_churn(
             accuracy = float((model.predict(frame) == truth).mean())
             mlflow.log_metrics({"accuracy": accuracy, **(metrics or {})})
             if log_training:
-                training = mlflow.data.from_pandas(
+                training = from_pandas(
                     frame.assign(label=truth), source=str(training_path), targets="label", name="training"
                 )
                 mlflow.log_input(training, context="training")
             if log_evaluation:
-                evaluation = mlflow.data.from_pandas(
+                evaluation = from_pandas(
                     holdout.assign(label=holdout_truth), source=str(holdout_path), targets="label", name="holdout"
                 )
                 mlflow.log_input(evaluation, context="evaluation")
@@ -172,11 +175,17 @@ def register_churn(
                 path = data_dir / f"{run.info.run_id}-{file_name}"
                 path.write_text(text)
                 mlflow.log_artifact(str(path), "model_tests")
+            signature = None
+            if rename_example:  # the signature follows the example, so it is the example that fails
+                from mlflow.models import infer_signature
+
+                signature = infer_signature(example, model.predict(frame.head(5)))
             info = mlflow.sklearn.log_model(
                 model,
                 name="model",
                 registered_model_name=name,
                 input_example=example if with_example else None,
+                signature=signature,
             )
     return str(info.registered_model_version)
 
@@ -213,3 +222,58 @@ class AsgiThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class TcpProxy:
+    """A loopback TCP forwarder that can be switched off: a registry that goes down and comes back."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+
+        self.upstream_port = upstream_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.up = threading.Event()
+        self.up.set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up.is_set():
+                client.close()  # the registry is down: the connection is dropped at once
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: Any, sink: Any) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def close(self) -> None:
+        self.listener.close()

@@ -112,7 +112,8 @@ class MlflowRegistry:
         try:
             return fn()
         except MlflowException as exc:
-            if exc.error_code in _MISSING:
+            # Artifact downloads wrap a 404 in an error of their own code: read the message too.
+            if exc.error_code in _MISSING or "RESOURCE_DOES_NOT_EXIST" in exc.message or "404 Client" in exc.message:
                 raise NotFound(f"{what}: {exc.message}") from exc
             raise RegistryUnavailable(f"{what} failed in the MLflow registry at {self.uri}: {exc.message}") from exc
         except (OSError, ConnectionError) as exc:
@@ -207,6 +208,8 @@ class MlflowRegistry:
                         artifact_uri=uri, dst_path=str(staging), tracking_uri=self.uri, registry_uri=self.uri
                     ),
                 )
+            except NotFound as exc:
+                raise NotFound(f"{what} are missing: the registry has nothing at {uri}") from exc
             except OSError as exc:
                 raise NotFound(f"{what} cannot be downloaded from {uri}: {exc}") from exc
             path = Path(local)

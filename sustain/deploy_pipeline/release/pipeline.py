@@ -114,6 +114,7 @@ class ReleasePipeline:
         *,
         base_dir: Path | None = None,
         gateway_url: str | None = None,
+        make_candidate: Callable[[Work], Check] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -122,6 +123,7 @@ class ReleasePipeline:
         self.workdir = workdir
         self.base_dir = base_dir or Path.cwd()
         self.gateway_url = gateway_url
+        self.make_candidate = make_candidate
         self._tagger = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sustain-release-tags")
         self._tags_sent: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -271,10 +273,12 @@ class ReleasePipeline:
             try:
                 stage.checks.append(Check("serving", True, f"{work.deployment.endpoint} ({work.deployment.detail})"))
                 stage.checks.append(self._attach_monitoring(work))
+                if self.make_candidate is not None:
+                    stage.checks.append(self.make_candidate(work))
             except BaseException:
                 target.retire(release.model, release.version)
                 raise
-            stage.reason = "deployed: " + "; ".join(c.reason for c in stage.checks)
+            stage.reason = stage.checks[-1].reason
 
     # -- helpers ----------------------------------------------------------------------------------
     def _reference_sample(self, path: Path, data: Path) -> Path:

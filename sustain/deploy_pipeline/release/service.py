@@ -93,6 +93,7 @@ class ReleaseService:
             options.workdir,
             base_dir=options.base_dir,
             gateway_url=options.gateway_url,
+            make_candidate=self._make_candidate,
         )
 
     # -- parts --------------------------------------------------------------------------------------
@@ -209,15 +210,7 @@ class ReleaseService:
         with self._lock(release.model):
             work.champion = self._champion_for_gate(release)
         self.pipeline.run(work)
-        if release.state != State.DEPLOYED:
-            return release
-        with self._lock(release.model):
-            try:
-                self._make_candidate(release, settings)
-            except SustainError as exc:
-                self._fail_after_deploy(release, exc)
-                return release
-        if settings.policy == "automatic":
+        if release.state == State.DEPLOYED and settings.policy == "automatic":
             try:
                 return self.promote(release.model, release.version, actor="policy: automatic")
             except SustainError as exc:
@@ -234,27 +227,33 @@ class ReleaseService:
         except RegistryUnavailable:
             return self.aliases(release.model).get("champion")
 
-    def _make_candidate(self, release: Release, settings: ReleaseSettings) -> None:
-        aliases = self.aliases(release.model)
-        champion, earlier = aliases.get("champion"), aliases.get("challenger")
-        target = self.target(release.target)
-        standby = tuple(v for v in (aliases.get("previous_champion"),) if v and v != champion)
-        target.route(
-            release.model,
-            Routing(champion, release.version, settings.canary_percent, settings.shadow, standby),
-        )
-        self._move_aliases(release, {"challenger": release.version}, f"version {release.version} is the candidate")
-        share = "a shadow copy of every request" if settings.shadow else f"{settings.canary_percent:g}% of requests"
+    def _make_candidate(self, work: Work) -> Check:
+        """The last step of the deployed stage: route the version as the candidate and move ``challenger``."""
+        release, settings = work.release, work.settings
+        with self._lock(release.model):
+            aliases = self.aliases(release.model)
+            champion, earlier = aliases.get("champion"), aliases.get("challenger")
+            target = self.target(release.target)
+            standby = tuple(v for v in (aliases.get("previous_champion"),) if v and v != champion)
+            routing = Routing(champion, release.version, settings.canary_percent, settings.shadow, standby)
+            target.route(release.model, routing)
+            try:
+                self._move_aliases(
+                    release, {"challenger": release.version}, f"version {release.version} is the candidate"
+                )
+            except SustainError:
+                before = Routing(champion, earlier, settings.canary_percent, settings.shadow, standby)
+                target.route(release.model, before if earlier else Routing(champion, standby=standby))
+                raise
+            if earlier and earlier not in (release.version, champion):
+                self._supersede(release.model, earlier, release.version)
         if champion is None:
             share = "every request (there is no champion yet)"
-        record = release.stage(State.DEPLOYED)
-        if record is not None:
-            record.checks.append(Check("routing", True, f"the candidate gets {share}"))
-        release.reason = f"release candidate (@challenger), serving {share}"
-        self.store.save(release)
-        self.pipeline.mirror(release)
-        if earlier and earlier != release.version and earlier != champion:
-            self._supersede(release.model, earlier, release.version)
+        elif settings.shadow:
+            share = "a shadow copy of every request"
+        else:
+            share = f"{settings.canary_percent:g}% of requests"
+        return Check("routing", True, f"release candidate (@challenger), serving {share}")
 
     def _supersede(self, model: str, version: str, by: str) -> None:
         old = self.store.get(model, version)
@@ -266,15 +265,6 @@ class ReleaseService:
             log.warning("could not stop %s version %s: %s", model, version, exc.message)
         old.move(State.SUPERSEDED, f"version {by} became the candidate")
         self.pipeline.save(old, transition=True)
-
-    def _fail_after_deploy(self, release: Release, exc: SustainError) -> None:
-        """The candidate could not be routed or aliased: stop it, so nothing is left half-deployed."""
-        try:
-            self.target(release.target).retire(release.model, release.version)
-        except SustainError as stop:
-            log.error("could not stop %s version %s: %s", release.model, release.version, stop.message)
-        release.move(State.FAILED, f"deployed stage: {exc.message}")
-        self.pipeline.save(release, transition=True)
 
     # -- promote and rollback -------------------------------------------------------------------------
     def promote(self, name: str, version: str | None = None, *, actor: str = "cli") -> Release:
@@ -419,10 +409,13 @@ class ReleaseService:
 
     def _webhook_action(self, event: str, name: str, version: str, alias: str | None) -> str:
         model = self.resolve(name)[0]
-        known = self.store.get(model, version)
+        # Under the model's lock: an alias sustain moves itself is recorded before this delivery is judged.
+        with self._lock(model):
+            known = self.store.get(model, version)
+            champion = self.aliases(model).get("champion")
         if event == "model_version.created" or (alias == "challenger" and known is None):
             return f"release {name} version {version}"
-        if alias == "champion" and known is not None and self.aliases(model).get("champion") != version:
+        if alias == "champion" and known is not None and champion != version:
             return f"promote {name} version {version} (its @champion alias was set in MLflow)"
         return f"nothing to do: @{alias} of {name} moved to version {version}"
 
