@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sustain._lazy import lazy_attributes
+from sustain._lazy import lazy_attributes as _lazy_attributes
 from sustain.errors import (
     Conflict,
     NotFound,
@@ -26,26 +26,27 @@ from sustain.errors import (
 )
 
 if TYPE_CHECKING:
+    from sustain.api.app import create_app
+    from sustain.backends import open_store
     from sustain.collector.logger import Logger, LoggerStats
-    from sustain.server import create_app
     from sustain.settings import Settings
     from sustain.spec import Feature, Label, ModelSpec, MonitorConfig, Output
-    from sustain.spec_loader import load_config
-    from sustain.store import Store, open_store
+    from sustain.spec.loader import load_config
+    from sustain.store import Store
 
 _LAZY = {
     "Logger": "sustain.collector.logger",
     "LoggerStats": "sustain.collector.logger",
-    "create_app": "sustain.server",
+    "create_app": "sustain.api.app",
     "Settings": "sustain.settings",
     "Feature": "sustain.spec",
     "Label": "sustain.spec",
     "ModelSpec": "sustain.spec",
     "MonitorConfig": "sustain.spec",
     "Output": "sustain.spec",
-    "load_config": "sustain.spec_loader",
+    "load_config": "sustain.spec.loader",
     "Store": "sustain.store",
-    "open_store": "sustain.store",
+    "open_store": "sustain.backends",
 }
 
 
@@ -72,7 +73,7 @@ __all__ = [
     "open_store",
 ]
 
-__getattr__, _ = lazy_attributes(__name__, _LAZY, __all__, globals())
+__getattr__, _ = _lazy_attributes(__name__, _LAZY, __all__, globals())
 
 
 def __dir__() -> list[str]:

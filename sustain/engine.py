@@ -16,15 +16,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sustain.errors import SustainError
-from sustain.indicators.base import IndicatorValue
+from sustain.indicators.base import Indicator, IndicatorValue
 from sustain.indicators.context import WindowContext, WindowSource, select_columns
 from sustain.indicators.defaults import default_indicators
 from sustain.indicators.documents import IndicatorDoc, IndicatorStore
 from sustain.indicators.registry import load_module
 from sustain.indicators.runner import IndicatorRunner
+from sustain.registry import Registry
 from sustain.spec import IndicatorSpec, ModelSpec
 from sustain.store.base import Store
 from sustain.transforms.plan import TransformPlan
@@ -60,7 +60,10 @@ class _Dirty:
 
 
 class Engine:
-    """Schedules transforms → indicators (→ alerting, via listeners) over an embedded store."""
+    """Schedules transforms → indicators (→ alerting, via listeners) over a backend's parts.
+
+    A backend builds it (:meth:`sustain.backends.base.Backend.engine`): the embedded one with SQL transforms
+    and DuckDB tables, the Elasticsearch one with continuous transforms and indices."""
 
     def __init__(
         self,
@@ -74,6 +77,7 @@ class Engine:
         indicator_interval: float = 30.0,
         indicator_timeout: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        registry: Registry[type[Indicator]] | None = None,
     ) -> None:
         self.store = store
         self.windows = windows
@@ -89,29 +93,9 @@ class Engine:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.indicators = IndicatorRunner(documents, timeout=indicator_timeout)
+        self.registry = registry
+        self.indicators = IndicatorRunner(documents, timeout=indicator_timeout, registry=registry)
         self._started = False
-
-    @classmethod
-    def embedded(cls, store: Store, **options: Any) -> Engine:
-        """The engine over the embedded DuckDB store: SQL transforms, DuckDB tables for everything derived."""
-        from sustain.indicators.documents import DuckDBIndicators
-        from sustain.indicators.duckdb_source import DuckDBWindowSource
-        from sustain.store.duckdb import DuckDBStore
-        from sustain.transforms.duckdb_tables import DuckDBWindows
-        from sustain.transforms.runner import TransformRunner
-
-        if not isinstance(store, DuckDBStore):
-            raise TypeError(f"the embedded engine needs a DuckDB store, not {type(store).__name__}")
-        windows = DuckDBWindows(store)
-        return cls(
-            store,
-            windows=windows,
-            runner=TransformRunner(store, windows),
-            documents=DuckDBIndicators(store),
-            source=DuckDBWindowSource(store, windows),
-            **options,
-        )
 
     # -- references ---------------------------------------------------------------------------
     def on_reference(self, model: str, version: str) -> None:
@@ -151,7 +135,7 @@ class Engine:
     # -- indicators ---------------------------------------------------------------------------
     def indicator_specs(self, spec: ModelSpec) -> list[IndicatorSpec]:
         for module in spec.plugins:
-            load_module(module)
+            load_module(module, self.registry)
         return spec.indicators if spec.indicators is not None else default_indicators(spec)
 
     def run_indicators(self) -> list[IndicatorDoc]:

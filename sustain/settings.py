@@ -3,9 +3,9 @@
 Every limit has a name users can find in ``sustain serve --help`` and an
 environment variable ``SUSTAIN_<NAME>``.
 
->>> s = Settings.from_env({"SUSTAIN_WRITE_TOKENS": "a,b", "SUSTAIN_READ_TOKENS": "r"})
->>> s.scope_of("b"), s.scope_of("r"), s.scope_of("x")
-('write', 'read', None)
+>>> s = Settings.from_env({"SUSTAIN_WRITE_TOKENS": "a,b", "SUSTAIN_READ_TOKENS": "r", "SUSTAIN_ADMIN_TOKENS": "z"})
+>>> s.scope_of("b"), s.scope_of("r"), s.scope_of("z"), s.scope_of("x")
+('write', 'read', 'admin', None)
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from typing import Any, Literal
 from sustain.errors import ConfigError
 from sustain.store import DEFAULT_STORE_URI
 
-Scope = Literal["read", "write"]
+Scope = Literal["read", "write", "admin"]
+
+# Each scope includes the ones before it: an admin token may write, a write token may read.
+SCOPE_RANK: dict[Scope, int] = {"read": 0, "write": 1, "admin": 2}
 
 
 def _tokens(text: str | None) -> tuple[str, ...]:
@@ -37,6 +40,7 @@ class Settings:
     config: str | None = None
     write_tokens: tuple[str, ...] = ()
     read_tokens: tuple[str, ...] = ()
+    admin_tokens: tuple[str, ...] = ()
     max_body_bytes: int = 32 * 1024 * 1024
     max_reference_bytes: int = 512 * 1024 * 1024
     max_inflight_bytes: int = 256 * 1024 * 1024
@@ -56,7 +60,7 @@ class Settings:
             raw = env.get(f"SUSTAIN_{f.name.upper()}")
             if raw is None or f.name == "extra":
                 continue
-            if f.name in ("write_tokens", "read_tokens"):
+            if f.name in ("write_tokens", "read_tokens", "admin_tokens"):
                 values[f.name] = _tokens(raw)
             elif f.type in ("int", int):
                 values[f.name] = _parse_int(f.name, raw)
@@ -74,18 +78,21 @@ class Settings:
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.write_tokens or self.read_tokens)
+        return bool(self.write_tokens or self.read_tokens or self.admin_tokens)
 
     def scope_of(self, token: str) -> Scope | None:
-        """The scope a bearer token grants, compared in constant time."""
+        """The widest scope a bearer token grants, compared in constant time against every configured token."""
         scope: Scope | None = None
-        for t in self.write_tokens:
-            if hmac.compare_digest(t.encode(), token.encode()):
-                scope = "write"
-        if scope is None:
-            for t in self.read_tokens:
-                if hmac.compare_digest(t.encode(), token.encode()):
-                    scope = "read"
+        given = token.encode()
+        grants: tuple[tuple[Scope, tuple[str, ...]], ...] = (
+            ("read", self.read_tokens),
+            ("write", self.write_tokens),
+            ("admin", self.admin_tokens),
+        )
+        for granted, tokens in grants:
+            for t in tokens:
+                if hmac.compare_digest(t.encode(), given):
+                    scope = granted
         return scope
 
     def check_bind(self) -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from sustain.server import create_app
+from sustain.api.app import create_app
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.settings import Settings
 from sustain.spec import ModelSpec
-from sustain.spec_loader import load_config_text
-from sustain.store.duckdb import DuckDBStore
+from sustain.spec.loader import load_config_text
 from tests.helpers import CHURN_YAML, ServerProcess, write_spec
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sustain.alerting.signing import verify
-from sustain.spec_loader import load_config_text
+from sustain.spec.loader import load_config_text
 from sustain.synthetic import SyntheticModel
 from tests.helpers import Receiver, ServerProcess, wait_for
 

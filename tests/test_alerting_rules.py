@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from sustain.alerting.documents import DuckDBAlerts, new_silence
+from sustain.alerting.documents import new_silence
 from sustain.alerting.service import Alerting
 from sustain.alerting.signing import verify
-from sustain.indicators.documents import DuckDBIndicators, IndicatorDoc
-from sustain.spec_loader import parse_model_spec
-from sustain.store.duckdb import DuckDBStore
+from sustain.backends.duckdb.alerts import DuckDBAlerts
+from sustain.backends.duckdb.documents import DuckDBIndicators
+from sustain.backends.duckdb.store import DuckDBStore
+from sustain.indicators.documents import IndicatorDoc
+from sustain.spec.loader import parse_model_spec
 from tests.helpers import Receiver
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)

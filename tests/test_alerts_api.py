@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from fastapi.testclient import TestClient
 
-from sustain.server import create_app
+from sustain.api.app import create_app
 from sustain.settings import Settings
 from tests.helpers import CHURN_YAML, Receiver, ServerProcess
 
@@ -69,7 +69,7 @@ def test_hook_endpoint(tmp_path: Path) -> None:
             assert r.status_code == 202 and r.json()["dispatched"] is True
             again = client.post("/v1/hooks/retrain", json={"model": "churn", "rule": "external-psi", "value": 0.5})
             assert again.json()["alert_id"] == r.json()["alert_id"]  # same firing alert: retrain runs once
-            alerting = client.app.state.sustain.services["alerting"]  # type: ignore[attr-defined]
+            alerting = client.app.state.sustain.alerting  # type: ignore[attr-defined]
             assert alerting.dispatcher.flush(10)
             assert [req["path"] for req in receiver.requests] == ["/retrain"]
             alert = client.get(f"/v1/alerts/{r.json()['alert_id']}").json()

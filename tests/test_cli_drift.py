@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from sustain.indicators.oneshot import DriftReport
+from sustain.report.drift import DriftReport
 
 
 def table(n: int, seed: int, shift: float = 0.0, flip: bool = False) -> pa.Table:
@@ -136,3 +136,35 @@ def test_wasserstein_method(files) -> None:
     assert rows["age"]["value"] == pytest.approx(0.3, abs=0.05)  # the mean moved 3 of sd 10
     assert rows["plan"]["method"] == "js (calibrated)"
     assert not rows["income"]["drifted"] and not rows["visits"]["drifted"]
+
+
+# -- the fast exit of the console script -------------------------------------------------------------------
+
+
+def test_fast_exit_leaves_out_and_html_files_complete(files, tmp_path: Path) -> None:
+    out, page = tmp_path / "report.json", tmp_path / "report.html"
+    result = run(str(files["ref"]), str(files["drifted"]), "--json", "--out", str(out), "--html", str(page))
+    assert result.returncode == 1, result.stderr
+    assert json.loads(out.read_text()) is not None and json.loads(result.stdout) is not None
+    assert page.read_text(encoding="utf-8").rstrip().endswith("</html>")
+
+
+@pytest.mark.parametrize("reader", ["head -c 20", "(exec 0<&-; sleep 2)"])
+def test_a_closed_pipe_ends_quietly(files, reader: str) -> None:
+    """`sustain drift ... | head`: no traceback and no 'Exception ignored', whether the reader leaves after a few
+    bytes or before anything is written."""
+    command = f"{sys.executable} -m sustain.cli drift {files['ref']} {files['drifted']} --json | {reader}"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+def test_main_called_from_python_does_not_end_the_process(files) -> None:
+    """Only the console script exits without teardown; `sustain.cli.main` raises SystemExit like any click app."""
+    code = (
+        "import sys\nfrom sustain.cli import main\n"
+        f"try:\n    main(['drift', {str(files['ref'])!r}, {str(files['same'])!r}, '--json'])\n"
+        "except SystemExit as exc:\n    print('caught', exc.code, file=sys.stderr)\n"
+        "print('still here', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "caught 0" in done.stderr and "still here" in done.stderr, done.stderr

@@ -237,6 +237,21 @@ def test_auth_scopes(tmp_path) -> None:
         assert c.get("/healthz").status_code == 200  # probes need no token
 
 
+def test_admin_tokens_include_write_and_read_and_only_they_pass_admin() -> None:
+    from sustain.api.auth import check_token
+    from sustain.errors import Forbidden
+    from sustain.settings import Settings
+
+    settings = Settings(write_tokens=("w1",), read_tokens=("r1",), admin_tokens=("a1",))
+    for needed in ("read", "write", "admin"):
+        check_token(settings, "Bearer a1", needed)
+    check_token(settings, "Bearer w1", "read")
+    for token in ("w1", "r1"):
+        with pytest.raises(Forbidden, match="needs an admin token"):
+            check_token(settings, f"Bearer {token}", "admin")
+    assert Settings(admin_tokens=("a1",)).auth_enabled
+
+
 def test_refuses_to_listen_beyond_loopback_without_tokens() -> None:
     with pytest.raises(ConfigError, match="without authentication"):
         Settings(host="0.0.0.0").check_bind()

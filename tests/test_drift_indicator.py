@@ -8,6 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sustain.backends.duckdb.engine import embedded_engine
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.collector.events import parse_events
 from sustain.collector.reference import to_layout
 from sustain.engine import Engine
@@ -15,9 +17,8 @@ from sustain.indicators.context import WindowContext, select_columns
 from sustain.indicators.documents import IndicatorQuery
 from sustain.indicators.drift import DataDrift
 from sustain.spec import ModelSpec
-from sustain.spec_loader import parse_model_spec
+from sustain.spec.loader import parse_model_spec
 from sustain.store.base import EventBatch
-from sustain.store.duckdb import DuckDBStore
 from sustain.synthetic import SyntheticModel
 
 T0 = datetime(2026, 5, 4, 0, 0, tzinfo=UTC)
@@ -59,7 +60,7 @@ def engine(tmp_path):
         store.put_spec(spec)
         model = SyntheticModel(spec, seed=11)
         store.put_reference("m", "1", to_layout(spec, pa.table(model.reference(20_000))).table)
-        eng = Engine.embedded(store, clock=lambda: T0 + timedelta(days=30))
+        eng = embedded_engine(store, clock=lambda: T0 + timedelta(days=30))
         eng.on_reference("m", "1")
         return eng, model
 
@@ -118,7 +119,7 @@ def test_no_reference_means_insufficient_not_alert(tmp_path) -> None:
     spec = model_spec(["1h"])
     store = DuckDBStore(f"duckdb:///{tmp_path / 'n.duckdb'}")
     store.put_spec(spec)
-    eng = Engine.embedded(store, clock=lambda: T0 + timedelta(days=1))
+    eng = embedded_engine(store, clock=lambda: T0 + timedelta(days=1))
     load(store, spec, SyntheticModel(spec), 500, T0, timedelta(hours=1))
     docs = [d for d in eng.step() if d.type in ("drift", "multivariate_drift")]
     assert docs and all(d.status == "insufficient" for d in docs)
@@ -168,7 +169,7 @@ def test_multivariate_drift_sees_a_correlation_flip_the_marginals_hide(tmp_path)
 
     ref = rows(6000, 0.9)
     store.put_reference("m", "1", to_layout(spec, pa.table(ref)).table)
-    eng = Engine.embedded(store, clock=lambda: T0 + timedelta(days=1))
+    eng = embedded_engine(store, clock=lambda: T0 + timedelta(days=1))
     eng.on_reference("m", "1")
     for hour, rho in ((0, 0.9), (1, -0.9)):
         data = rows(3000, rho)

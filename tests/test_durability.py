@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 
-from sustain.store.duckdb import DuckDBStore
+from sustain.backends.duckdb.store import DuckDBStore
 from tests.helpers import ServerProcess, write_spec
 
 
@@ -47,8 +47,13 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
                     acked.update(e["event_id"] for e in batch)
 
         workers = [threading.Thread(target=pump) for _ in range(2)]
+        before = sent_batches
         for w in workers:
             w.start()
+        # Kill mid-ingest, not before ingest starts: a busy machine may take seconds to answer the first batch.
+        deadline = time.monotonic() + 60
+        while sent_batches < before + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         time.sleep(rng.uniform(0.2, 0.8))
         server.kill()
         stop.set()

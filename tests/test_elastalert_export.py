@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from sustain.alerting.elastalert import export_rules, spike_height, write_rules
+from sustain.backends.elasticsearch.elastalert import export_rules, spike_height, write_rules
 from sustain.errors import ValidationError
 from sustain.spec import MonitorConfig
-from sustain.spec_loader import load_config_text
+from sustain.spec.loader import load_config_text
 from tests.elastalert import check
 
 RICH_SPEC = """

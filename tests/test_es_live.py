@@ -23,17 +23,11 @@ from urllib.parse import urlencode, urlsplit
 import pyarrow as pa
 import pytest
 
-from sustain.collector.events import parse_events
-from sustain.collector.reference import to_layout
-from sustain.engine_es import elasticsearch_engine
-from sustain.indicators.documents import IndicatorQuery
-from sustain.spec_loader import parse_model_spec
-from sustain.store import open_store
-from sustain.store.base import EventBatch, EventQuery, LabelBatch
-from sustain.store.duckdb import DuckDBStore
-from sustain.store.elasticsearch import ElasticsearchStore
-from sustain.synthetic import SyntheticModel
-from sustain.transforms.es import (
+from sustain.backends import open_store
+from sustain.backends.duckdb.store import DuckDBStore
+from sustain.backends.elasticsearch.engine import elasticsearch_engine
+from sustain.backends.elasticsearch.store import ElasticsearchStore
+from sustain.backends.elasticsearch.transforms import (
     ILM_POLICY,
     INGEST_PIPELINE,
     bulk_lines,
@@ -47,6 +41,12 @@ from sustain.transforms.es import (
     transform_id,
     windows_from_docs,
 )
+from sustain.collector.events import parse_events
+from sustain.collector.reference import to_layout
+from sustain.indicators.documents import IndicatorQuery
+from sustain.spec.loader import parse_model_spec
+from sustain.store.base import EventBatch, EventQuery, LabelBatch
+from sustain.synthetic import SyntheticModel
 from sustain.transforms.plan import plan_for
 from tests.test_transforms_es import (
     FULL,

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from sustain.collector.events import parse_events
 from sustain.spec import ModelSpec
-from sustain.spec_loader import parse_model_spec
+from sustain.spec.loader import parse_model_spec
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sustain.spec_loader import load_config_text
+from sustain.spec.loader import load_config_text
 from sustain.synthetic import SyntheticModel
 from tests.helpers import CHURN_YAML, ServerProcess, put_parquet_reference, wait_for, write_spec
 

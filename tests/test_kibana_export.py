@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from sustain.dashboards.kibana import saved_objects, to_ndjson
-from sustain.indicators.es_documents import indicators_index_body
+from sustain.backends.elasticsearch.documents import indicators_index_body
+from sustain.backends.elasticsearch.kibana import saved_objects, to_ndjson
+from sustain.backends.elasticsearch.mappings import events_data_stream
+from sustain.backends.elasticsearch.transforms import dest_index_body, events_index_template
 from sustain.spec import ModelSpec
-from sustain.spec_loader import load_config_text
-from sustain.transforms.es import dest_index_body, events_index_template
-from sustain.transforms.es_mappings import events_data_stream
+from sustain.spec.loader import load_config_text
 from sustain.transforms.plan import plan_for
 from tests.helpers import CHURN_YAML
 

@@ -9,14 +9,14 @@ import pyarrow as pa
 import pytest
 from sklearn import metrics as skm
 
+from sustain.backends.duckdb.engine import embedded_engine
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.collector.events import parse_events
 from sustain.collector.labels import parse_labels
 from sustain.collector.reference import to_layout
-from sustain.engine import Engine
 from sustain.indicators.documents import IndicatorQuery
-from sustain.spec_loader import parse_model_spec
+from sustain.spec.loader import parse_model_spec
 from sustain.store.base import EventBatch
-from sustain.store.duckdb import DuckDBStore
 from sustain.synthetic import SyntheticModel
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -44,7 +44,7 @@ def setup(tmp_path, body):
     store.put_spec(spec)
     model = SyntheticModel(spec, seed=4)
     store.put_reference(spec.name, "1", to_layout(spec, pa.table(model.reference(5000))).table)
-    engine = Engine.embedded(store, clock=lambda: LATER)
+    engine = embedded_engine(store, clock=lambda: LATER)
     engine.on_reference(spec.name, "1")
     return spec, store, model, engine
 

@@ -131,7 +131,7 @@ def test_a_csv_reference_profiles_too(files, tmp_path) -> None:
 
 
 def test_profiling_reports_progress(files) -> None:
-    from sustain.indicators.oneshot import DriftReport
+    from sustain.report.drift import DriftReport
 
     seen: list[tuple[str, float]] = []
     made = DriftReport().profile(files["ref"], lambda label, done: seen.append((label, done)))

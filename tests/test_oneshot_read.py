@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sustain.indicators import oneshot_read
-from sustain.indicators.oneshot import DriftReport, Tally, as_rows, schema_of
-from sustain.indicators.oneshot_bins import COMPARE_MAX, NumericBins, Scratch
-from sustain.indicators.oneshot_read import DataReadError, ParquetSource, TableSource, categories, numbers, open_source
+from sustain.report import read as oneshot_read
+from sustain.report.bins import COMPARE_MAX, NumericBins, Scratch
+from sustain.report.drift import DriftReport, Tally, as_rows, schema_of
+from sustain.report.read import DataReadError, ParquetSource, TableSource, categories, numbers, open_source
 
 
 def messy_table(n: int, seed: int) -> pa.Table:

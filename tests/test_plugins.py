@@ -9,9 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from sustain.backends.duckdb.engine import embedded_engine
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.collector.events import parse_events
 from sustain.collector.reference import to_layout
-from sustain.engine import Engine
 from sustain.errors import SpecError
 from sustain.indicators.builtin import BUILTIN
 from sustain.indicators.change import ChangeDetector
@@ -19,9 +20,8 @@ from sustain.indicators.checks import check_indicator
 from sustain.indicators.documents import IndicatorQuery
 from sustain.indicators.registry import build, indicators
 from sustain.spec import IndicatorSpec
-from sustain.spec_loader import load_config_text, parse_model_spec
+from sustain.spec.loader import load_config_text, parse_model_spec
 from sustain.store.base import EventBatch
-from sustain.store.duckdb import DuckDBStore
 from sustain.synthetic import SyntheticModel
 from tests.conftest import make_client
 from tests.helpers import CHURN_YAML
@@ -95,7 +95,7 @@ def test_broken_plugins_are_contained(tmp_path: Path) -> None:
     store.put_spec(spec)
     model = SyntheticModel(spec, seed=1)
     store.put_reference("m", "1", to_layout(spec, pa.table(model.reference(2000))).table)
-    engine = Engine.embedded(store, clock=lambda: T0 + timedelta(days=1), indicator_timeout=0.5)
+    engine = embedded_engine(store, clock=lambda: T0 + timedelta(days=1), indicator_timeout=0.5)
     engine.on_reference("m", "1")
     events = model.events(300)
     for i, e in enumerate(events):

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sustain.api.app import create_app
 from sustain.dashboards.prometheus import (
     STATUS_CODES,
     IndicatorCollector,
@@ -24,9 +25,8 @@ from sustain.dashboards.prometheus import (
     series_labels,
 )
 from sustain.indicators.documents import IndicatorDoc
-from sustain.server import create_app
 from sustain.settings import Settings
-from sustain.spec_loader import load_config_text
+from sustain.spec.loader import load_config_text
 from sustain.synthetic import SyntheticModel
 from tests.helpers import put_parquet_reference
 
@@ -86,7 +86,7 @@ def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
         assert reference.status_code == 200, reference.text
         posted = client.post("/v1/models/shop/events", json=model.events(600, {"amount": 2.0}))
         assert posted.status_code == 200, posted.text
-        ctx.services["engine"].step()
+        ctx.engine.step()
         response = client.get("/metrics")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")
@@ -221,12 +221,12 @@ def test_a_failing_store_answers_with_the_error_gauge() -> None:
 def test_register_metrics_adds_the_registry_once(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(store=f"duckdb:///{tmp_path / 'r.duckdb'}"))) as client:
         ctx = client.app.state.sustain  # type: ignore[attr-defined]
-        built = ctx.services["metrics_registries"]
+        built = ctx.metrics_registries
         assert [type(r) for r in built] == [IndicatorRegistry]  # build_context registered it already
-        assert register_metrics(ctx) is built[0] and len(ctx.services["metrics_registries"]) == 1
-        ctx.services["metrics_registries"] = []
+        assert register_metrics(ctx) is built[0] and len(ctx.metrics_registries) == 1
+        ctx.metrics_registries = []
         added = register_metrics(ctx, cache_seconds=0.0)
-        assert ctx.services["metrics_registries"] == [added] and added.collector.cache_seconds == 0.0
+        assert ctx.metrics_registries == [added] and added.collector.cache_seconds == 0.0
         assert "sustain_alerts_firing 0.0" in client.get("/metrics").text
 
 

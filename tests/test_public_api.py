@@ -6,10 +6,10 @@ import sys
 import sustain
 
 
-def test_all_names_resolve_and_nothing_else_is_public() -> None:
-    for name in sustain.__all__:
-        assert getattr(sustain, name) is not None
-    assert sorted(sustain.__all__) == sorted(dir(sustain))
+def test_dir_lists_the_public_names() -> None:
+    """``dir(sustain)`` shows the public API, not the lazy machinery (the names themselves are checked in a fresh
+    process by tests/test_architecture.py)."""
+    assert dir(sustain) == sorted(sustain.__all__) and "Logger" in dir(sustain)
 
 
 def test_the_client_import_stays_light() -> None:

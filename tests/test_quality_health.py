@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sustain.backends.duckdb.engine import embedded_engine
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.collector.events import parse_events
 from sustain.collector.reference import to_layout
-from sustain.engine import Engine
 from sustain.indicators.documents import IndicatorQuery
-from sustain.spec_loader import parse_model_spec
+from sustain.spec.loader import parse_model_spec
 from sustain.store.base import EventBatch
-from sustain.store.duckdb import DuckDBStore
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
 SPEC = {
@@ -43,7 +43,7 @@ def engine(tmp_path):
     }
     ref["age"][:200] = np.nan  # the reference itself is 10% missing on age
     store.put_reference("q", "1", to_layout(spec, pa.table(ref)).table)
-    eng = Engine.embedded(store, clock=lambda: T0 + timedelta(days=1))
+    eng = embedded_engine(store, clock=lambda: T0 + timedelta(days=1))
     eng.on_reference("q", "1")
     return spec, store, eng
 
@@ -118,7 +118,7 @@ def test_health_limits_are_configurable(tmp_path) -> None:
         for i in range(100)
     ]
     store.append_events([EventBatch("q", parse_events(spec, events, T0 + timedelta(days=1)).table)])
-    eng = Engine.embedded(store, clock=lambda: T0 + timedelta(days=1))
+    eng = embedded_engine(store, clock=lambda: T0 + timedelta(days=1))
     by = {(d.indicator, d.metric): d for d in eng.step()}
     assert by[("latency", "p95")].status == "alert" and by[("latency", "p50")].status == "ok"  # no limit on p50
     assert by[("traffic", None)].status == "alert" and by[("traffic", None)].threshold == 500

@@ -24,8 +24,8 @@ from sustain.deploy_pipeline.release.model_folder import ModelFolder
 from sustain.deploy_pipeline.release.package import Bundle, package
 from sustain.deploy_pipeline.release.seldon import Predictor, admission_problems, seldon_deployment
 from sustain.deploy_pipeline.release.standards import check_standards
-from sustain.spec_loader import load_config_text
-from sustain.spec_release import ReleaseSettings
+from sustain.spec.loader import load_config_text
+from sustain.spec.release import ReleaseSettings
 from tests.release_support import CHURN_SPEC, _churn
 
 SCHEMAS = Path(__file__).resolve().parents[1] / ".." / "shared" / "schemas" / "seldon"

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from sustain.alerting.signing import signature
 from sustain.backends.duckdb.releases import DuckDBReleases
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.deploy_pipeline.release import (
     Gateway,
     HttpEventSink,
@@ -45,7 +46,6 @@ from sustain.deploy_pipeline.release.targets.local import LocalTarget
 from sustain.deploy_pipeline.release.webhooks import EVENTS
 from sustain.errors import SustainError
 from sustain.spec import ModelSpec
-from sustain.store.duckdb import DuckDBStore
 from sustain.store.releases import Release, State
 from tests.helpers import ServerProcess, wait_for, write_spec
 from tests.release_support import CHURN_SPEC, AsgiThread, MlflowServer, TcpProxy, register_churn, serving_rows

@@ -10,11 +10,11 @@ import pytest
 
 from sustain.alerting.signing import signature
 from sustain.backends.duckdb.releases import DuckDBReleases
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.deploy_pipeline.release.errors import WebhookRejected
 from sustain.deploy_pipeline.release.webhooks import parse_event, verify_delivery
 from sustain.errors import Conflict, SpecError, ValidationError
-from sustain.spec_loader import load_config_text
-from sustain.store.duckdb import DuckDBStore
+from sustain.spec.loader import load_config_text
 from sustain.store.releases import AliasEvent, Check, Delivery, Release, StageRecord, State, Transition, now
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from sustain.errors import SpecError
 from sustain.spec import ModelSpec
-from sustain.spec_loader import load_config, load_config_text, parse_model_spec
+from sustain.spec.loader import load_config, load_config_text, parse_model_spec
 from tests.helpers import CHURN_YAML
 
 
@@ -98,3 +98,38 @@ def test_numbers_in_yaml_lists_become_strings() -> None:
 def test_spec_round_trips_through_json() -> None:
     spec = load_config_text(CHURN_YAML).models[0]
     assert ModelSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+ACTIONS_YAML = """models:
+  - name: churn
+    features: {age: numeric}
+    actions:
+      team: {type: slack, url: "${SLACK_URL}"}
+      pager: {type: webhook, secret: x}
+      retrain: {type: retrain, log_dir: /tmp}
+"""
+
+
+def test_action_options_are_checked_when_the_spec_loads_with_their_line() -> None:
+    with pytest.raises(SpecError) as failed:
+        load_config_text(ACTIONS_YAML, source="sustain.yaml")
+    problems = {p["where"]: p["message"] for p in failed.value.details}
+    assert problems == {
+        "sustain.yaml:6: models[0].actions.pager": "action type 'webhook' needs the option 'url'",
+        "sustain.yaml:7: models[0].actions.retrain": "a retrain action needs url, command or mlflow_project",
+    }
+
+
+def test_a_misspelt_option_names_the_options_of_the_type() -> None:
+    with pytest.raises(SpecError, match=r"action type 'slack' has no option 'uri' \(its options: text, url\)"):
+        parse_model_spec({"name": "m", "features": {"x": "numeric"}, "actions": {"a": {"type": "slack", "uri": "u"}}})
+
+
+def test_the_api_refuses_an_unknown_action_type_or_bad_plugin_options(client) -> None:
+    spec = {"features": {"x": "numeric"}, "actions": {"a": {"type": "pagerduty", "key": "k"}}}
+    r = client.put("/v1/models/m", json=spec)
+    assert r.status_code == 422, r.text
+    assert (
+        r.json()["error"]["field"] == "actions.a.type" and "unknown action 'pagerduty'" in r.json()["error"]["message"]
+    )
+    assert client.get("/v1/models/m").status_code == 404  # nothing stored

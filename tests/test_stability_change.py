@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from sustain.backends.duckdb.engine import embedded_engine
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.collector.events import parse_events
-from sustain.engine import Engine
 from sustain.indicators.base import IndicatorValue
 from sustain.indicators.change import ChangeDetector
 from sustain.indicators.context import WindowContext
 from sustain.indicators.documents import IndicatorQuery
-from sustain.spec_loader import parse_model_spec
+from sustain.spec.loader import parse_model_spec
 from sustain.store.base import EventBatch
-from sustain.store.duckdb import DuckDBStore
 from sustain.transforms.plan import plan_for
 from sustain.transforms.window import WindowAggregates
 
@@ -105,10 +105,10 @@ def test_stability_and_change_through_the_engine_with_a_restart(tmp_path) -> Non
 
     clock = lambda: T0 + timedelta(days=1)  # noqa: E731 - every window closed
     minutes(0, 20, 200, 0.3)
-    engine = Engine.embedded(store, clock=clock)
+    engine = embedded_engine(store, clock=clock)
     engine.step()
     engine.stop()
-    restarted = Engine.embedded(store, clock=clock)  # state comes back from the store
+    restarted = embedded_engine(store, clock=clock)  # state comes back from the store
     minutes(20, 20, 200, 0.3)
     minutes(40, 5, 600, 0.8)  # traffic triples and the decisions flip
     restarted.step()

@@ -5,14 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
+from sustain.backends import open_store
+from sustain.backends.duckdb.store import DuckDBStore, parse_duckdb_uri
 from sustain.collector.events import parse_events
 from sustain.collector.labels import parse_labels
 from sustain.errors import Conflict, NotFound, StoreError
 from sustain.spec import ModelSpec
-from sustain.spec_loader import parse_model_spec
-from sustain.store import open_store
+from sustain.spec.loader import parse_model_spec
 from sustain.store.base import EventBatch, EventQuery, PendingHalf
-from sustain.store.duckdb import DuckDBStore, parse_duckdb_uri
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

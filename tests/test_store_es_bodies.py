@@ -18,30 +18,9 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from sustain.collector.events import parse_events
-from sustain.errors import StoreError
-from sustain.indicators.documents import IndicatorDoc, IndicatorQuery
-from sustain.indicators.es_documents import (
-    doc_from_source,
-    doc_id,
-    indicator_document,
-    indicator_operations,
-    indicator_search,
-    indicators_index_body,
-    latest_all_search,
-    latest_from_aggregation,
-    latest_search,
-    state_operations,
-    states_index_body,
-    states_search,
-)
-from sustain.indicators.es_source import sample_search, source_fields, window_events_search, window_filters
-from sustain.spec import ModelSpec
-from sustain.store import open_store
-from sustain.store.base import EventBatch, EventQuery, LabelBatch, PendingHalf, ReferenceInfo
-from sustain.store.duckdb import DuckDBStore
-from sustain.store.elasticsearch import bulk_events, new_event_id
-from sustain.store.es_bodies import (
+from sustain.backends import open_store
+from sustain.backends.duckdb.store import DuckDBStore
+from sustain.backends.elasticsearch.bodies import (
     all_specs_search,
     event_search,
     events_mapping_update,
@@ -64,9 +43,23 @@ from sustain.store.es_bodies import (
     specs_index_body,
     stale_reference_rows,
 )
-from sustain.store.es_client import Operation, error_summary, operations
-from sustain.store.es_config import IndexNames, parse_elasticsearch_uri
-from sustain.store.es_responses import (
+from sustain.backends.elasticsearch.client import Operation, error_summary, operations
+from sustain.backends.elasticsearch.config import IndexNames, parse_elasticsearch_uri
+from sustain.backends.elasticsearch.documents import (
+    doc_from_source,
+    doc_id,
+    indicator_document,
+    indicator_operations,
+    indicator_search,
+    indicators_index_body,
+    latest_all_search,
+    latest_from_aggregation,
+    latest_search,
+    state_operations,
+    states_index_body,
+    states_search,
+)
+from sustain.backends.elasticsearch.responses import (
     bulk_failures,
     bulk_outcomes,
     columns_table,
@@ -77,8 +70,9 @@ from sustain.store.es_responses import (
     parse_time,
     reference_table,
 )
-from sustain.store.layout import Layout
-from sustain.transforms.es import (
+from sustain.backends.elasticsearch.sources import sample_search, source_fields, window_events_search, window_filters
+from sustain.backends.elasticsearch.store import bulk_events, new_event_id
+from sustain.backends.elasticsearch.transforms import (
     backfill_buckets_body,
     bulk_lines,
     dest_index_body,
@@ -89,7 +83,7 @@ from sustain.transforms.es import (
     transform_body,
     transform_id,
 )
-from sustain.transforms.es_windows_bodies import (
+from sustain.backends.elasticsearch.windows_bodies import (
     changed_windows_search,
     events_by_key_search,
     labels_since_search,
@@ -102,6 +96,12 @@ from sustain.transforms.es_windows_bodies import (
     updated_pipeline_body,
     windows_search,
 )
+from sustain.collector.events import parse_events
+from sustain.errors import StoreError
+from sustain.indicators.documents import IndicatorDoc, IndicatorQuery
+from sustain.spec import ModelSpec
+from sustain.store.base import EventBatch, EventQuery, LabelBatch, PendingHalf, ReferenceInfo
+from sustain.store.layout import Layout
 from sustain.transforms.plan import plan_for
 from sustain.transforms.profile import build_profile
 from tests.es_canned import BULK_RESPONSE, EVENT_HITS, LABEL_DOCS, SHARDS, TRANSFORM_STATS, search_response
@@ -350,9 +350,10 @@ def test_the_backend_imports_without_the_client() -> None:
     """Nothing imports ``elasticsearch`` until a store is opened; without it, opening says what to install."""
     code = (
         "import sys; sys.modules['elasticsearch'] = None\n"
-        "import sustain.engine_es, sustain.indicators.es_source, sustain.indicators.es_documents\n"
+        "import sustain.backends.elasticsearch.engine, sustain.backends.elasticsearch.sources\n"
+        "import sustain.backends.elasticsearch.documents\n"
         "from sustain.errors import StoreError\n"
-        "from sustain.store import open_store\n"
+        "from sustain.backends import open_store\n"
         "try:\n    open_store('elasticsearch+http://localhost:9200')\n"
         "except StoreError as exc:\n    print(exc.message)\n"
     )

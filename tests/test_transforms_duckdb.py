@@ -9,18 +9,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sustain.backends.duckdb.runner import TransformRunner
+from sustain.backends.duckdb.sql import delta_sql, long_rows
+from sustain.backends.duckdb.store import DuckDBStore
+from sustain.backends.duckdb.tables import DuckDBWindows
 from sustain.collector.events import parse_events
 from sustain.collector.reference import to_layout
 from sustain.spec import ModelSpec
-from sustain.spec_loader import parse_model_spec
+from sustain.spec.loader import parse_model_spec
 from sustain.store.base import EventBatch
-from sustain.store.duckdb import DuckDBStore
 from sustain.synthetic import SyntheticModel
-from sustain.transforms.duckdb_sql import delta_sql, long_rows
-from sustain.transforms.duckdb_tables import DuckDBWindows
 from sustain.transforms.plan import TransformPlan
 from sustain.transforms.references import profile_reference
-from sustain.transforms.runner import TransformRunner
 from sustain.transforms.window import CategorySummary, NumericSummary, WindowAggregates, from_long_rows
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -21,13 +21,9 @@ import numpy as np
 import orjson
 import pytest
 
-from sustain.collector.events import parse_events
-from sustain.spec import ModelSpec
-from sustain.store.base import EventBatch, EventQuery
-from sustain.store.duckdb import DuckDBStore, events_table
-from sustain.synthetic import SyntheticModel
-from sustain.transforms import duckdb_sql
-from sustain.transforms.es import (
+from sustain.backends.duckdb import sql as duckdb_sql
+from sustain.backends.duckdb.store import DuckDBStore, events_table
+from sustain.backends.elasticsearch.transforms import (
     PIVOT_AGGREGATIONS,
     bucket_field,
     bulk_lines,
@@ -42,6 +38,10 @@ from sustain.transforms.es import (
     transform_id,
     windows_from_docs,
 )
+from sustain.collector.events import parse_events
+from sustain.spec import ModelSpec
+from sustain.store.base import EventBatch, EventQuery
+from sustain.synthetic import SyntheticModel
 from sustain.transforms.plan import TransformPlan, column_kinds, plan_for
 from sustain.transforms.profile import ReferenceProfile, build_profile
 from sustain.transforms.window import CategorySummary, NumericSummary, Summary, WindowAggregates, from_long_rows

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pytest
 from playwright.sync_api import BrowserContext
 
-from sustain.spec_loader import load_config_text
+from sustain.spec.loader import load_config_text
 from sustain.synthetic import SyntheticModel
 from tests.browser import ARTIFACTS, REPO, Watched, chromium, chromium_path
 from tests.helpers import Receiver, ServerProcess, put_parquet_reference, wait_for, write_spec

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sustain.durations import parse_duration
 from sustain.indicators.base import SEVERITY
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery, IndicatorStore
-from sustain.spec_alerts import AllOf, AnyOf, Condition, Flatline, FlatlineCondition, Spike, SpikeCondition, Threshold
+from sustain.spec.alerts import AllOf, AnyOf, Condition, Flatline, FlatlineCondition, Spike, SpikeCondition, Threshold
 
 Mode = Literal["fire", "clear"]
 MAX_EVIDENCE = 20
@@ -200,7 +200,7 @@ def evaluate(
 
 def versions_seen(series: Series, condition: Condition, window: str) -> set[str]:
     """Versions with documents for the condition's indicators in the recent windows."""
-    from sustain.spec_alerts import conditions as leaves
+    from sustain.spec.alerts import conditions as leaves
 
     found: set[str] = set()
     for leaf in leaves(condition):

@@ -19,8 +19,8 @@ from sustain.alerting.documents import Alert, AlertStore, Silence
 from sustain.durations import format_duration, parse_duration
 from sustain.indicators.documents import IndicatorStore
 from sustain.spec import ModelSpec
-from sustain.spec_alerts import AlertRule, Flatline
-from sustain.spec_alerts import conditions as leaves
+from sustain.spec.alerts import AlertRule, Flatline
+from sustain.spec.alerts import conditions as leaves
 from sustain.store.base import Store
 
 log = logging.getLogger("sustain.alerts")

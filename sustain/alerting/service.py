@@ -34,14 +34,6 @@ class Alerting:
         self.evaluator = AlertEvaluator(store, documents, alerts, self.dispatcher, clock)
         self.documents = documents
 
-    @classmethod
-    def embedded(cls, store: Store, documents: IndicatorStore, **options: Any) -> Alerting:
-        from sustain.alerting.documents import DuckDBAlerts
-        from sustain.store.duckdb import DuckDBStore
-
-        assert isinstance(store, DuckDBStore)
-        return cls(store, documents, DuckDBAlerts(store), **options)
-
     def on_indicators(self, docs: list[IndicatorDoc]) -> None:
         """The engine's listener: evaluate every rule after each indicator run."""
         self.evaluator.evaluate()

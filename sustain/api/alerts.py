@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
 from sustain.alerting.documents import alerts_json, new_silence
-from sustain.collector.bodies import read_body
-from sustain.collector.context import AppContext
-from sustain.collector.responses import JSON, json_response
-from sustain.collector.routes import Ctx, Read, Write
+from sustain.alerting.service import Alerting
+from sustain.api.bodies import read_body
+from sustain.api.collector import Ctx, Read, Write
+from sustain.api.context import AppContext
+from sustain.api.responses import JSON, json_response
 from sustain.durations import parse_duration
-from sustain.errors import NotFound, StoreError, ValidationError
+from sustain.errors import NotFound, ValidationError
 
 router = APIRouter()
 
 
-def _alerting(ctx: AppContext) -> Any:
-    alerting = ctx.services.get("alerting")
-    if alerting is None:
-        raise StoreError("this service runs no engine, so it evaluates no alerts")
-    return alerting
+def _alerting(ctx: AppContext) -> Alerting:
+    return ctx.require_alerting()
 
 
 @router.get("/v1/alerts", dependencies=[Read], tags=["alerts"], summary="Alerts, newest first")

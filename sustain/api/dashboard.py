@@ -8,11 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sustain.collector.context import AppContext
-from sustain.collector.responses import JSON, json_response
-from sustain.collector.routes import Ctx, Read
+from sustain.api.collector import Ctx, Read
+from sustain.api.context import AppContext
+from sustain.api.responses import JSON, json_response
 from sustain.dashboards.data import ModelQuery, Sources, TimeRange, model_view, overview
-from sustain.errors import StoreError
 
 router = APIRouter()
 
@@ -22,10 +21,8 @@ Span = Annotated[
 
 
 def _sources(ctx: AppContext) -> Sources:
-    engine = ctx.services.get("engine")
-    if engine is None:
-        raise StoreError("this service runs no engine, so it has no windows or indicators to show")
-    alerting = ctx.services.get("alerting")
+    engine = ctx.require_engine("it has no windows or indicators to show")
+    alerting = ctx.alerting
     return Sources(
         documents=engine.documents,
         windows=engine.windows,

@@ -7,9 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sustain.collector.responses import JSON, json_response
-from sustain.collector.routes import Ctx, Read
-from sustain.errors import StoreError
+from sustain.api.collector import Ctx, Read
+from sustain.api.responses import JSON, json_response
 from sustain.indicators.documents import IndicatorQuery
 
 router = APIRouter()
@@ -36,9 +35,7 @@ async def get_indicators(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> JSON:
     ctx.collector.spec(model)
-    engine = ctx.services.get("engine")
-    if engine is None:
-        raise StoreError("this service runs no engine, so it computes no indicators (start it without --no-engine)")
+    engine = ctx.require_engine("it computes no indicators (start it without --no-engine)")
     query = IndicatorQuery(
         model=model,
         since=since,

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from sustain.cli import main
+from sustain.cli import console_main
 
-main()
+console_main()

@@ -30,9 +30,9 @@ def _call(method: str, url: str, path: str, token: str | None, **kwargs: Any) ->
 
 
 def _local(store_uri: str) -> Any:
-    from sustain.alerting.documents import DuckDBAlerts
-    from sustain.store import open_store
-    from sustain.store.duckdb import DuckDBStore
+    from sustain.backends import open_store
+    from sustain.backends.duckdb.alerts import DuckDBAlerts
+    from sustain.backends.duckdb.store import DuckDBStore
 
     store = open_store(store_uri)
     if not isinstance(store, DuckDBStore):

@@ -47,7 +47,7 @@ def serve(
     """Run the collector, the engine and the dashboard."""
     import uvicorn
 
-    from sustain.server import build_context, create_app
+    from sustain.api.app import build_context, create_app
     from sustain.settings import Settings
 
     settings = Settings.from_env(
@@ -89,7 +89,7 @@ def _tune_interpreter() -> None:
 def _startup_hooks(settings: Any) -> list[Any]:
     hooks = []
     if settings.demo_traffic:
-        from sustain.demo_traffic import start_demo_traffic
+        from sustain.demo.traffic import start_demo_traffic
 
         hooks.append(start_demo_traffic)
     return hooks
@@ -101,7 +101,7 @@ def _startup_hooks(settings: Any) -> list[Any]:
 def validate(file: Path, json_out: bool) -> None:
     """Check a monitor spec file (default sustain.yaml); every problem is named by line and path."""
     from sustain.errors import SpecError
-    from sustain.spec_loader import load_config
+    from sustain.spec.loader import load_config
 
     try:
         config = load_config(file)
@@ -237,9 +237,9 @@ def _content_type(file: Path) -> str:
 def _reference_into_store(
     file: Path, model: str, version: str | None, store_uri: str, config: Path | None
 ) -> dict[str, Any]:
+    from sustain.api.app import apply_config
+    from sustain.backends import open_store
     from sustain.collector.reference import read_table, sniff_format, to_layout
-    from sustain.server import apply_config
-    from sustain.store import open_store
 
     store = open_store(store_uri)
     try:

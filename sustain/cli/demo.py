@@ -19,7 +19,7 @@ from sustain.cli.app import app, json_option, out, path_type
 @json_option
 def demo(port: int | None, directory: Path | None, serve: bool, json_out: bool) -> None:
     """Train a model, monitor it, drift it, watch the alert fire and the retraining register a new version."""
-    from sustain.demo import run_demo
+    from sustain.demo.story import run_demo
 
     started = time.monotonic()
 

@@ -58,9 +58,9 @@ def drift(
     Each is a Parquet, CSV or JSON file, a glob or a folder of Parquet files. REFERENCE can also be a profile
     saved by `sustain profile`, so the reference is not read again."""
     _must_exist(reference, current)
-    from sustain.indicators.oneshot import DriftReport, as_rows, histograms
-    from sustain.indicators.oneshot_profile import ProfileError
-    from sustain.indicators.oneshot_read import DataReadError
+    from sustain.report.drift import DriftReport, as_rows, histograms
+    from sustain.report.profile import ProfileError
+    from sustain.report.read import DataReadError
 
     chosen: Any = correction  # DriftReport checks it
     try:
@@ -88,7 +88,7 @@ def drift(
         if out_file is not None:
             out_file.write_text(json.dumps(body, indent=2))
         if html_file is not None:
-            from sustain.indicators.oneshot_html import write_html
+            from sustain.report.html import write_html
 
             write_html(html_file, body, histograms(assessed))
     except OSError as exc:
@@ -173,8 +173,8 @@ def profile(reference: Path, out_file: Path, bins: int, json_out: bool) -> None:
     _must_exist(reference)
     if out_file.suffix.lower() != ".json":
         fail(f"--out {out_file}: a profile is a .json file (sustain drift recognises it by that)", 2)
-    from sustain.indicators.oneshot import DriftReport
-    from sustain.indicators.oneshot_read import DataReadError
+    from sustain.report.drift import DriftReport
+    from sustain.report.read import DataReadError
 
     try:
         report = DriftReport(bins=bins)

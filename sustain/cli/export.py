@@ -42,9 +42,9 @@ def elastalert(
     """Write ElastAlert2 rules that call sustain's hook (POST /v1/hooks/ACTION) for every alert rule."""
     from rich.markup import escape
 
-    from sustain.alerting.elastalert import export_rules, write_rules
+    from sustain.backends.elasticsearch.elastalert import export_rules, write_rules
     from sustain.errors import SustainError
-    from sustain.spec_loader import load_config
+    from sustain.spec.loader import load_config
 
     try:
         files = export_rules(
@@ -82,7 +82,7 @@ def elastalert(
 @json_option
 def kibana(config: Path, out_file: Path, model: str | None, prefix: str, json_out: bool) -> None:
     """Write Kibana 8.x data views, Lens visualizations and dashboards for the Elasticsearch engine."""
-    from sustain.dashboards.kibana import export_kibana, import_command
+    from sustain.backends.elasticsearch.kibana import export_kibana, import_command
     from sustain.errors import SustainError
 
     try:

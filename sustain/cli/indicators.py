@@ -116,10 +116,11 @@ def _from_service(model: str, url: str, token: str | None, params: dict[str, Any
 
 
 def _from_store(model: str, uri: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    from sustain.backends import open_store
+    from sustain.backends.duckdb.documents import DuckDBIndicators
+    from sustain.backends.duckdb.store import DuckDBStore
     from sustain.errors import NotFound
-    from sustain.indicators.documents import DuckDBIndicators, IndicatorQuery
-    from sustain.store import open_store
-    from sustain.store.duckdb import DuckDBStore
+    from sustain.indicators.documents import IndicatorQuery
 
     store = open_store(uri)
     try:

@@ -1,4 +1,4 @@
-"""Read request bodies within limits and decode JSON arrays or NDJSON.
+"""Request bodies within limits: the in-flight budget, content decoding, JSON arrays or NDJSON.
 
 Memory stays bounded twice over: one body may not exceed its limit (413), and
 all bodies being read at once may not exceed the in-flight budget (429).
@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import AsyncIterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
 
 from sustain.errors import Overloaded, PayloadTooLarge, UnsupportedMediaType, ValidationError
 
@@ -43,29 +41,16 @@ class InflightBudget:
                 self.used -= n
 
 
-def _too_large(size: int, limit: int) -> PayloadTooLarge:
+def too_large(size: int, limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"request body is {size} bytes, over the limit of {limit} bytes; send smaller batches",
         details={"limit_bytes": limit},
     )
 
 
-async def read_body(request: Request, limit: int, budget: InflightBudget) -> bytes:
-    """The whole body (gzip or deflate decoded), enforcing ``limit`` on the wire and decoded."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    with budget.reserve(int(declared) if declared and declared.isdigit() else limit // 4):
-        chunks: list[bytes] = []
-        size = 0
-        stream: AsyncIterator[bytes] = request.stream()
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(size, limit)
-            chunks.append(chunk)
-        body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").lower()
+def decode_content(body: bytes, encoding: str, limit: int) -> bytes:
+    """``body`` decoded from its Content-Encoding (gzip, deflate or identity), at most ``limit`` bytes."""
+    encoding = encoding.lower()
     if encoding in ("gzip", "deflate"):
         decoder = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
         try:
@@ -73,7 +58,7 @@ async def read_body(request: Request, limit: int, budget: InflightBudget) -> byt
         except zlib.error as exc:
             raise ValidationError(f"body is not valid {encoding}: {exc}", field="body") from None
         if len(body) > limit or decoder.unconsumed_tail:
-            raise _too_large(limit + 1, limit)
+            raise too_large(limit + 1, limit)
     elif encoding not in ("identity", ""):
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or none")
     return body

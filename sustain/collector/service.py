@@ -1,6 +1,6 @@
 """The collector's logic, independent of HTTP: validate, hand to the writer, report.
 
-Routes in :mod:`sustain.collector.routes` are thin wrappers around this class,
+Routes in :mod:`sustain.api.collector` are thin wrappers around this class,
 so benchmarks and tests can drive ingest without a socket as well as with one.
 """
 

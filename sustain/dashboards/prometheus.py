@@ -16,7 +16,7 @@ Gauges (label ``feature`` and ``metric`` are ``""`` for model-level values and s
 
 Reading every series costs a query, so a scrape reuses the gauges built less than ``cache_seconds`` ago
 (5 s by default). The collector sits on a registry of its own, which ``/metrics`` appends to the service's
-metrics (``services["metrics_registries"]``).
+metrics (``AppContext.metrics_registries``).
 
 >>> from datetime import UTC, datetime
 >>> from sustain.indicators.documents import IndicatorDoc
@@ -41,7 +41,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -51,7 +51,8 @@ from sustain.alerting.documents import Alert
 from sustain.indicators.documents import IndicatorDoc
 
 if TYPE_CHECKING:
-    from sustain.collector.context import AppContext
+    from sustain.alerting.service import Alerting
+    from sustain.engine import Engine
 
 log = logging.getLogger("sustain.metrics")
 
@@ -189,22 +190,28 @@ class IndicatorRegistry(CollectorRegistry):
 
 
 def indicator_registry(
-    services: Mapping[str, Any], *, cache_seconds: float = DEFAULT_CACHE_SECONDS
+    engine: Engine | None, alerting: Alerting | None, *, cache_seconds: float = DEFAULT_CACHE_SECONDS
 ) -> IndicatorRegistry:
     """The registry of the indicator and alert gauges of a service's ``engine`` and ``alerting``."""
-    engine, alerting = services.get("engine"), services.get("alerting")
-    documents = getattr(engine, "documents", None)
-    alerts = getattr(alerting, "alerts", None)
+    documents = engine.documents if engine is not None else None
+    alerts = alerting.alerts if alerting is not None else None
     return IndicatorRegistry(IndicatorCollector(documents, alerts, cache_seconds=cache_seconds))
 
 
-def register_metrics(ctx: AppContext, *, cache_seconds: float = DEFAULT_CACHE_SECONDS) -> IndicatorRegistry:
+class Service(Protocol):
+    """What :func:`register_metrics` needs of a running service (``sustain.api.context.AppContext``)."""
+
+    engine: Engine | None
+    alerting: Alerting | None
+    metrics_registries: list[CollectorRegistry]
+
+
+def register_metrics(ctx: Service, *, cache_seconds: float = DEFAULT_CACHE_SECONDS) -> IndicatorRegistry:
     """Expose the indicator and alert gauges of ``ctx`` at ``/metrics`` (a :class:`CollectorRegistry`); once: the
     registry already there (``build_context`` adds one when the service runs an engine) is returned instead."""
-    registries: list[CollectorRegistry] = ctx.services.setdefault("metrics_registries", [])
-    for registry in registries:
+    for registry in ctx.metrics_registries:
         if isinstance(registry, IndicatorRegistry):
             return registry
-    registry = indicator_registry(ctx.services, cache_seconds=cache_seconds)
-    registries.append(registry)
+    registry = indicator_registry(ctx.engine, ctx.alerting, cache_seconds=cache_seconds)
+    ctx.metrics_registries.append(registry)
     return registry

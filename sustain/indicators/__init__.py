@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sustain._lazy import lazy_attributes
+from sustain._lazy import lazy_attributes as _lazy_attributes
 
 if TYPE_CHECKING:
     from sustain.indicators.base import Indicator, IndicatorValue, Status
@@ -39,4 +39,4 @@ _HOME = {
 
 __all__ = ["Indicator", "IndicatorValue", "Status", "WindowContext", "indicators", "register"]
 
-__getattr__, __dir__ = lazy_attributes(__name__, _HOME, __all__, globals())
+__getattr__, __dir__ = _lazy_attributes(__name__, _HOME, __all__, globals())

@@ -1,4 +1,4 @@
-"""Register the built-in indicators (imported on first use by the registry, not at package import)."""
+"""The built-in indicators (the registry imports this on its first read, not at package import)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from sustain.indicators.health import ErrorRate, Latency, Traffic
 from sustain.indicators.labels import EstimatedPerformance, LabelMetrics
 from sustain.indicators.multivariate import MultivariateDrift
 from sustain.indicators.quality import MissingValues, OutOfRange, TypeErrors, UnseenCategories
-from sustain.indicators.registry import register
 from sustain.indicators.stability import PredictionStability
 
 BUILTIN = (
@@ -26,6 +25,3 @@ BUILTIN = (
     LabelMetrics,
     EstimatedPerformance,
 )
-
-for _cls in BUILTIN:
-    register(_cls)

@@ -63,16 +63,16 @@ def sample_context(
     spec: dict[str, Any] | None = None,
 ) -> WindowContext:
     """A closed one-hour window of synthetic events (optionally drifted) with its reference profile."""
+    from sustain.backends.duckdb.runner import TransformRunner
+    from sustain.backends.duckdb.sources import DuckDBWindowSource
+    from sustain.backends.duckdb.store import DuckDBStore
+    from sustain.backends.duckdb.tables import DuckDBWindows
     from sustain.collector.events import parse_events
     from sustain.collector.labels import parse_labels
     from sustain.collector.reference import to_layout
-    from sustain.indicators.duckdb_source import DuckDBWindowSource
     from sustain.store.base import EventBatch
-    from sustain.store.duckdb import DuckDBStore
     from sustain.synthetic import SyntheticModel
-    from sustain.transforms.duckdb_tables import DuckDBWindows
     from sustain.transforms.references import profile_reference
-    from sustain.transforms.runner import TransformRunner
 
     model_spec = ModelSpec.model_validate(spec or SAMPLE_SPEC)
     store = DuckDBStore("duckdb:///:memory:")

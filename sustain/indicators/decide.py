@@ -17,8 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sustain.indicators.gamma import moment_matched_isf, moment_matched_sf
-
-OTHER = "__other__"  # the bin of every category outside the reference's set
+from sustain.transforms.bins import OTHER
 
 Counts = npt.NDArray[np.float64]
 Status = Literal["ok", "warn", "alert", "insufficient"]

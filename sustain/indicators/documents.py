@@ -12,12 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import orjson
-import pyarrow as pa
-
 from sustain.indicators.base import IndicatorValue
-from sustain.store.duckdb import DuckDBStore
-from sustain.store.layout import TIMESTAMP
 
 
 @dataclass(frozen=True)
@@ -82,29 +77,6 @@ class IndicatorDoc:
         return body
 
 
-_COLUMNS = (
-    ("model", pa.string(), "VARCHAR NOT NULL"),
-    ("version", pa.string(), "VARCHAR NOT NULL"),
-    ("indicator", pa.string(), "VARCHAR NOT NULL"),
-    ("type", pa.string(), "VARCHAR NOT NULL"),
-    ("feature", pa.string(), "VARCHAR NOT NULL"),
-    ("win", pa.string(), "VARCHAR NOT NULL"),
-    ("window_start", TIMESTAMP, "TIMESTAMPTZ NOT NULL"),
-    ("window_end", TIMESTAMP, "TIMESTAMPTZ NOT NULL"),
-    ("value", pa.float64(), "DOUBLE"),
-    ("status", pa.string(), "VARCHAR NOT NULL"),
-    ("p_value", pa.float64(), "DOUBLE"),
-    ("threshold", pa.float64(), "DOUBLE"),
-    ("n", pa.int64(), "BIGINT"),
-    ("method", pa.string(), "VARCHAR"),
-    ("details", pa.string(), "JSON"),
-    ("partial", pa.bool_(), "BOOLEAN"),
-    ("computed_at", TIMESTAMP, "TIMESTAMPTZ NOT NULL"),
-    ("metric", pa.string(), "VARCHAR NOT NULL"),
-)
-_KEY = "model, version, indicator, feature, metric, win, window_start"
-
-
 @dataclass(frozen=True)
 class IndicatorQuery:
     model: str
@@ -133,119 +105,3 @@ class IndicatorStore(Protocol):
         """Saved state of the stateful indicators of ``model``, by indicator id."""
 
     def put_states(self, model: str, states: dict[str, dict[str, Any]]) -> None: ...
-
-
-class DuckDBIndicators:
-    """Indicator documents in the embedded store's ``_indicators`` table."""
-
-    def __init__(self, store: DuckDBStore) -> None:
-        self.store = store
-        ddl = ", ".join(f"{name} {sql}" for name, _, sql in _COLUMNS)
-        with store.transaction() as con:
-            con.execute(f"CREATE TABLE IF NOT EXISTS _indicators ({ddl}, PRIMARY KEY ({_KEY}))")
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS _indicator_states (model VARCHAR, indicator VARCHAR, state JSON,"
-                " updated_at TIMESTAMPTZ, PRIMARY KEY (model, indicator))"
-            )
-
-    def put(self, docs: Sequence[IndicatorDoc]) -> None:
-        if not docs:
-            return
-        rows = {name: [] for name, _, _ in _COLUMNS}  # type: dict[str, list[Any]]
-        for d in docs:
-            for name, _, _ in _COLUMNS:
-                if name == "win":
-                    rows[name].append(d.window)
-                elif name in ("feature", "metric"):
-                    rows[name].append(getattr(d, name) or "")
-                elif name == "details":
-                    rows[name].append(orjson.dumps(d.details, option=orjson.OPT_SERIALIZE_NUMPY).decode())
-                else:
-                    rows[name].append(getattr(d, name))
-        table = pa.table({name: pa.array(rows[name], arrow) for name, arrow, _ in _COLUMNS})
-        with self.store.transaction() as con:
-            con.register("_docs", table)
-            try:
-                con.execute("INSERT OR REPLACE INTO _indicators SELECT * FROM _docs")
-            finally:
-                con.unregister("_docs")
-
-    def query(self, q: IndicatorQuery) -> list[IndicatorDoc]:
-        where = ["model = ?"]
-        params: list[Any] = [q.model]
-        for sql, value in (
-            ("window_end > ?", q.since),
-            ("window_start < ?", q.until),
-            ("indicator = ?", q.indicator),
-            ("feature = ?", q.feature),
-            ("version = ?", q.version),
-            ("win = ?", q.window),
-            ("status = ?", q.status),
-            ("metric = ?", q.metric),
-        ):
-            if value is not None:
-                where.append(sql)
-                params.append(value)
-        condition = " AND ".join(where)
-        if q.latest:
-            sql = (
-                f"SELECT * FROM _indicators WHERE {condition} QUALIFY row_number() OVER"
-                " (PARTITION BY version, indicator, feature, metric, win ORDER BY window_start DESC) = 1"
-                " ORDER BY indicator, feature, metric LIMIT ?"
-            )
-        else:
-            sql = (
-                f"SELECT * FROM _indicators WHERE {condition}"
-                " ORDER BY window_start DESC, indicator, feature, metric LIMIT ?"
-            )
-        table = self.store.sql(sql, [*params, q.limit])
-        return [_doc(row) for row in table.to_pylist()]
-
-    def latest_all(self) -> list[IndicatorDoc]:
-        """The newest document of every series of every model (for /metrics)."""
-        table = self.store.sql(
-            "SELECT * FROM _indicators QUALIFY row_number() OVER"
-            " (PARTITION BY model, version, indicator, feature, metric, win ORDER BY window_start DESC) = 1"
-        )
-        return [_doc(row) for row in table.to_pylist()]
-
-    def get_states(self, model: str) -> dict[str, dict[str, Any]]:
-        rows = (
-            self.store.cursor()
-            .execute("SELECT indicator, state FROM _indicator_states WHERE model = ?", [model])
-            .fetchall()
-        )
-        return {r[0]: orjson.loads(r[1]) for r in rows}
-
-    def put_states(self, model: str, states: dict[str, dict[str, Any]]) -> None:
-        if not states:
-            return
-        now = datetime.now(UTC)
-        with self.store.transaction() as con:
-            rows = [
-                [model, k, orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode(), now] for k, v in states.items()
-            ]
-            con.executemany("INSERT OR REPLACE INTO _indicator_states VALUES (?, ?, ?, ?)", rows)
-
-
-def _doc(row: dict[str, Any]) -> IndicatorDoc:
-    return IndicatorDoc(
-        model=row["model"],
-        version=row["version"],
-        indicator=row["indicator"],
-        type=row["type"],
-        feature=row["feature"] or None,
-        window=row["win"],
-        window_start=row["window_start"],
-        window_end=row["window_end"],
-        value=row["value"],
-        status=row["status"],
-        p_value=row["p_value"],
-        threshold=row["threshold"],
-        n=row["n"],
-        method=row["method"],
-        details=orjson.loads(row["details"]) if row["details"] else {},
-        partial=bool(row["partial"]),
-        computed_at=row["computed_at"],
-        metric=row["metric"] or None,
-    )

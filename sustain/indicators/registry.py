@@ -20,23 +20,37 @@ from sustain.indicators.base import Indicator
 from sustain.registry import Registry
 from sustain.spec import IndicatorSpec
 
-indicators: Registry[type[Indicator]] = Registry("indicator", entry_point_group="sustain.indicators")
+
+def _builtins() -> dict[str, type[Indicator]]:
+    from sustain.indicators.builtin import BUILTIN
+
+    return {cls.name: cls for cls in BUILTIN}
 
 
-def register(cls: type[Indicator]) -> type[Indicator]:
+def _is_indicator(item: object) -> bool:
+    return isinstance(item, type) and issubclass(item, Indicator) and bool(getattr(item, "name", None))
+
+
+indicators: Registry[type[Indicator]] = Registry(
+    "indicator", entry_point_group="sustain.indicators", builtins=_builtins, check=_is_indicator
+)
+
+
+def register(cls: type[Indicator], registry: Registry[type[Indicator]] | None = None) -> type[Indicator]:
     """Class decorator: register an indicator under its ``name``."""
     if not getattr(cls, "name", None):
         raise RegistryError(f"{cls.__qualname__} needs a class attribute 'name' to be registered")
-    indicators.register(cls.name, cls)
+    (indicators if registry is None else registry).register(cls.name, cls)
     return cls
 
 
-def load_module(name: str) -> ModuleType:
+def load_module(name: str, registry: Registry[type[Indicator]] | None = None) -> ModuleType:
     """Import a plugin module named in a spec and register every Indicator subclass it defines."""
     try:
         module = importlib.import_module(name)
     except Exception as exc:
         raise PluginError(f"cannot import indicator plugin module {name!r}: {exc}") from exc
+    target = indicators if registry is None else registry
     for _, obj in inspect.getmembers(module, inspect.isclass):
         if (
             issubclass(obj, Indicator)
@@ -44,17 +58,16 @@ def load_module(name: str) -> ModuleType:
             and obj.__module__ == module.__name__
             and not inspect.isabstract(obj)
             and getattr(obj, "name", None)
-            and obj.name not in indicators
+            and obj.name not in target
         ):
-            indicators.register(obj.name, obj)
+            target.register(obj.name, obj)
     return module
 
 
-def build(spec: IndicatorSpec) -> Indicator:
+def build(spec: IndicatorSpec, registry: Registry[type[Indicator]] | None = None) -> Indicator:
     """An indicator instance for one spec entry; unknown types and parameters are spec errors."""
-    _load_builtins()
     try:
-        cls = indicators.get(spec.type)
+        cls = (indicators if registry is None else registry).get(spec.type)
     except RegistryError as exc:
         raise SpecError(str(exc), field="indicators.type") from None
     accepted = [
@@ -72,13 +85,3 @@ def build(spec: IndicatorSpec) -> Indicator:
         return cls(**spec.params)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"indicator {spec.id!r}: {exc}", field=f"indicators.{spec.id}.params") from None
-
-
-_builtins_loaded = False
-
-
-def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        importlib.import_module("sustain.indicators.builtin")
-        _builtins_loaded = True

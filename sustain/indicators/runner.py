@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from sustain.indicators.base import Indicator, IndicatorValue
 from sustain.indicators.context import WindowContext
 from sustain.indicators.documents import IndicatorStore
-from sustain.indicators.registry import build
+from sustain.indicators.registry import build, indicators
+from sustain.registry import Registry
 from sustain.spec import IndicatorSpec, ModelSpec
 
 log = logging.getLogger("sustain.indicators")
@@ -53,8 +54,16 @@ def _check(values: list[object]) -> list[IndicatorValue]:
 
 
 class IndicatorRunner:
-    def __init__(self, documents: IndicatorStore, *, timeout: float = 30.0, workers: int = 2) -> None:
+    def __init__(
+        self,
+        documents: IndicatorStore,
+        *,
+        timeout: float = 30.0,
+        workers: int = 2,
+        registry: Registry[type[Indicator]] | None = None,
+    ) -> None:
         self.documents = documents
+        self.registry = indicators if registry is None else registry
         self.timeout = timeout
         self.stats = RunnerStats()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sustain-indicator")
@@ -66,7 +75,7 @@ class IndicatorRunner:
         key = (spec.name, ind.model_dump_json())
         found = self._instances.get(key)
         if found is None:
-            found = build(ind)
+            found = build(ind, self.registry)
             state = self.documents.get_states(spec.name).get(ind.id)
             if state is not None:
                 found.load_state(state)

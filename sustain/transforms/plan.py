@@ -11,8 +11,8 @@ partial aggregates to keep per (version, time bucket):
 
 Every partial merges by addition except min and max, so window partials combine
 across time buckets, workers and checkpoints. A plan compiles to SQL for the
-embedded engine (:mod:`sustain.transforms.duckdb_sql`) and to an Elasticsearch
-transform body (:mod:`sustain.transforms.es`).
+embedded engine (:mod:`sustain.backends.duckdb.sql`) and to an Elasticsearch
+transform body (:mod:`sustain.backends.elasticsearch.transforms`).
 
 >>> from sustain.spec import ModelSpec
 >>> spec = ModelSpec.model_validate({"name": "m", "features": {"x": "numeric", "c": "categorical"}})

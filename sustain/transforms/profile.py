@@ -33,7 +33,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sustain.indicators.decide import OTHER as OTHER  # one name for the bin, re-exported for the transforms
+from sustain.transforms.bins import OTHER as OTHER  # one name for the bin, re-exported for the transforms
 
 QUANTILE_POINTS = 101
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import abc
+import builtins
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
+
 from sustain.alerting.documents import Alert
 from sustain.durations import parse_duration
 from sustain.errors import SustainError
-from sustain.spec_alerts import ActionSpec
+from sustain.spec.alerts import ActionSpec
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
@@ -102,6 +105,9 @@ class Action(abc.ABC):
     """Base class of actions. Subclasses set ``type`` and implement ``run``."""
 
     type: ClassVar[str]
+    options_model: ClassVar[builtins.type[BaseModel] | None] = (
+        None  # a plugin's options, checked when the action is built
+    )
     once_per_alert: ClassVar[bool] = False  # retrain: one run per firing, however often the rule re-fires
 
     def __init__(self, name: str, spec: ActionSpec) -> None:

@@ -1,7 +1,7 @@
 """Releases in the embedded store: one row per model version (its latest attempt as a JSON document), the
 append-only history of state changes and alias moves, and webhook deliveries.
 
->>> from sustain.store.duckdb import DuckDBStore
+>>> from sustain.backends.duckdb.store import DuckDBStore
 >>> from sustain.store.releases import Release, State, now
 >>> releases = DuckDBReleases(DuckDBStore("duckdb:///:memory:"))
 >>> first = releases.begin(Release("churn", "3", State.REGISTERED, now(), now()))
@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from sustain.store.duckdb import DuckDBStore
+from sustain.backends.duckdb.store import DuckDBStore
 from sustain.store.releases import AliasEvent, Delivery, Release, State, Transition
 
 _DDL = (

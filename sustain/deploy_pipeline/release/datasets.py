@@ -25,7 +25,7 @@ import pyarrow as pa
 from sustain.collector.reference import read_table, sniff_format
 from sustain.deploy_pipeline.release.mlflow_registry import DatasetRef, MlflowRegistry, RunInfo
 from sustain.errors import NotFound, ValidationError
-from sustain.spec_release import ReleaseSettings
+from sustain.spec.release import ReleaseSettings
 
 TRAINING_CONTEXTS = ("training", "train")
 EVALUATION_CONTEXTS = ("evaluation", "eval", "validation", "test", "holdout")

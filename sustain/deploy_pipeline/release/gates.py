@@ -22,7 +22,7 @@ import orjson
 
 from sustain.deploy_pipeline.release.model_folder import ModelFolder
 from sustain.spec import ModelSpec
-from sustain.spec_release import GREATER_IS_BETTER, ReleaseSettings
+from sustain.spec.release import GREATER_IS_BETTER, ReleaseSettings
 from sustain.store.releases import Check
 
 PROBE_TIMEOUT = 600.0

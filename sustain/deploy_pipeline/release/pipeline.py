@@ -31,7 +31,7 @@ from sustain.deploy_pipeline.release.standards import check_standards
 from sustain.deploy_pipeline.release.targets.base import Deployment, Target
 from sustain.errors import NotFound, SustainError
 from sustain.spec import ModelSpec
-from sustain.spec_release import ReleaseSettings
+from sustain.spec.release import ReleaseSettings
 from sustain.store.releases import Check, Release, ReleaseStore, StageRecord, State, Transition, now
 
 log = logging.getLogger("sustain.release")

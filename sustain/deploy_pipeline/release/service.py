@@ -30,7 +30,7 @@ from sustain.deploy_pipeline.release.targets import Routing, Target, TargetConte
 from sustain.deploy_pipeline.release.webhooks import EVENTS, parse_event, verify_delivery
 from sustain.errors import Conflict, NotFound, SustainError, ValidationError
 from sustain.spec import ModelSpec
-from sustain.spec_release import ReleaseSettings
+from sustain.spec.release import ReleaseSettings
 from sustain.store.releases import (
     ROLES,
     AliasEvent,

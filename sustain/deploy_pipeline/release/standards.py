@@ -9,7 +9,7 @@ from __future__ import annotations
 from sustain.deploy_pipeline.release.datasets import DataSource
 from sustain.deploy_pipeline.release.mlflow_registry import RunInfo
 from sustain.deploy_pipeline.release.model_folder import ModelFolder, unpinned_requirements
-from sustain.spec_release import ReleaseSettings
+from sustain.spec.release import ReleaseSettings
 from sustain.store.releases import Check
 
 

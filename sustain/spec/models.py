@@ -1,0 +1,370 @@
+"""The monitor spec: the single source of truth for what a model sees and says.
+
+A spec file (``sustain.yaml``) holds one or more models::
+
+    models:
+      - name: churn
+        features:
+          age: {kind: numeric, range: [18, 100]}
+          plan: {kind: categorical, categories: [basic, pro]}
+          active: boolean
+        outputs:
+          prediction: {kind: class_label, classes: [stay, churn]}
+          proba: {kind: class_scores, classes: [stay, churn]}
+        label: {kind: class_label, classes: [stay, churn]}
+        windows: [1m, 1h]
+
+Both engines (embedded DuckDB and Elasticsearch) compile the same spec. Load a
+file with :func:`sustain.spec.loader.load_config`, which names the line of every
+problem.
+
+>>> spec = ModelSpec.model_validate({"name": "churn", "features": {"age": "numeric"}})
+>>> spec.features[0].kind, spec.window_seconds()
+('numeric', [3600.0])
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from sustain.durations import format_duration, parse_duration
+from sustain.spec.alerts import ActionSpec, AlertRule, Threshold, conditions
+from sustain.spec.release import ReleaseSettings
+
+FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
+OutputKind = Literal["class_label", "class_scores", "probability", "regression"]
+LabelKind = Literal["class_label", "regression"]
+
+MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+COLUMN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .:/()\[\]-]{0,127}$")
+RESERVED_COLUMNS = frozenset({"prediction", "label"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_column_name(name: str, what: str) -> str:
+    if not COLUMN_NAME.match(name) or name != name.strip():
+        raise ValueError(
+            f"{what} name {name!r} must be 1-128 characters: letters, digits, and _ . : / ( ) [ ] - or space, "
+            "not starting with a symbol or space"
+        )
+    return name
+
+
+def _check_classes(classes: list[str] | None) -> list[str] | None:
+    if classes is None:
+        return None
+    if len(classes) < 2:
+        raise ValueError("classes must list at least two classes")
+    if len(set(classes)) != len(classes):
+        duplicates = sorted({c for c in classes if classes.count(c) > 1})
+        raise ValueError(f"classes must be unique; repeated: {', '.join(duplicates)}")
+    return classes
+
+
+def _as_str_list(value: Any) -> Any:
+    """Category and class lists may be written with numbers or booleans in YAML."""
+    if isinstance(value, list):
+        return [str(v).lower() if isinstance(v, bool) else str(v) for v in value]
+    return value
+
+
+StrList = Annotated[list[str], BeforeValidator(_as_str_list)]
+
+
+class Feature(_Strict):
+    """One model input."""
+
+    name: str
+    kind: FeatureKind
+    description: str = ""
+    range: tuple[float, float] | None = None
+    categories: StrList | None = None
+    dim: int | None = Field(default=None, ge=1, le=4096, description="embedding dimension")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_column_name(v, "feature")
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> Feature:
+        if self.range is not None:
+            if self.kind != "numeric":
+                raise ValueError(f"range applies to numeric features, not {self.kind}")
+            low, high = self.range
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise ValueError(f"range must be [low, high] with finite low <= high, got [{low}, {high}]")
+        if self.categories is not None:
+            if self.kind != "categorical":
+                raise ValueError(f"categories apply to categorical features, not {self.kind}")
+            if not self.categories:
+                raise ValueError("categories, when given, must not be empty")
+            if len(set(self.categories)) != len(self.categories):
+                raise ValueError("categories must be unique")
+        if self.kind == "embedding" and self.dim is None:
+            raise ValueError("an embedding feature needs dim (its length)")
+        if self.kind != "embedding" and self.dim is not None:
+            raise ValueError(f"dim applies to embedding features, not {self.kind}")
+        return self
+
+
+class Output(_Strict):
+    """One thing the model says.
+
+    ``class_label`` is the predicted class; ``class_scores`` one score per class
+    (sent as a list in class order or a {class: score} object); ``probability``
+    a single score (e.g. of the positive class); ``regression`` a number.
+    """
+
+    name: str
+    kind: OutputKind
+    classes: StrList | None = None
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_column_name(v, "output")
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: list[str] | None) -> list[str] | None:
+        return _check_classes(v)
+
+    @model_validator(mode="after")
+    def _needs_classes(self) -> Output:
+        if self.kind == "class_scores" and not self.classes:
+            raise ValueError("class_scores needs classes (the order scores are sent in)")
+        if self.kind in ("regression", "probability") and self.classes:
+            raise ValueError(f"classes do not apply to a {self.kind} output")
+        return self
+
+
+class Label(_Strict):
+    """The ground truth that arrives later, joined to events by request or event id."""
+
+    kind: LabelKind
+    classes: StrList | None = None
+    positive_class: str | None = None
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: list[str] | None) -> list[str] | None:
+        return _check_classes(v)
+
+    @model_validator(mode="after")
+    def _positive(self) -> Label:
+        if self.kind == "regression" and (self.classes or self.positive_class):
+            raise ValueError("classes and positive_class do not apply to a regression label")
+        if self.positive_class is not None and self.classes and self.positive_class not in self.classes:
+            raise ValueError(f"positive_class {self.positive_class!r} is not one of classes")
+        return self
+
+
+class ReferenceSettings(_Strict):
+    """How reference profiles are built when reference data is uploaded."""
+
+    bins: int = Field(default=20, ge=2, le=1000, description="quantile bins per numeric feature")
+    max_categories: int = Field(default=100, ge=2, le=10_000)
+    sample_size: int = Field(default=5000, ge=100, le=1_000_000, description="bounded sample kept")
+    path: str | None = Field(default=None, description="file loaded at start-up if no reference is stored")
+    version: str | None = None
+
+
+class IndicatorSpec(_Strict):
+    """One indicator to compute; ``type`` names a registered indicator."""
+
+    type: str
+    name: str | None = Field(default=None, description="defaults to type; must be unique per model")
+    features: list[str] | None = Field(default=None, description="default: every feature it applies to")
+    windows: list[str] | None = Field(default=None, description="default: every window of the model")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.name or self.type
+
+
+class CloudEventsMapping(_Strict):
+    """How CloudEvents from Seldon or KServe map onto this model."""
+
+    inference_service: str | None = Field(
+        default=None, description="Ce-Inferenceservicename that belongs to this model (default: model name)"
+    )
+    version_from: Literal["endpoint", "modelid", "default"] = "endpoint"
+    join_timeout: str = "30s"
+
+    @field_validator("join_timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+def _mapping_to_list(value: Any) -> Any:
+    """Accept ``{name: kind}`` or ``{name: {kind: ...}}`` as well as a list of objects."""
+    if isinstance(value, dict):
+        items = []
+        for name, body in value.items():
+            if isinstance(body, str):
+                items.append({"name": name, "kind": body})
+            elif isinstance(body, dict):
+                items.append({"name": name, **body})
+            else:
+                items.append({"name": name, "kind": body})
+        return items
+    return value
+
+
+class ModelSpec(_Strict):
+    """Everything sustain needs to know about one model."""
+
+    name: str
+    description: str = ""
+    versions: list[str] = Field(default_factory=list)
+    default_version: str | None = None
+    features: Annotated[list[Feature], BeforeValidator(_mapping_to_list)] = Field(min_length=1)
+    outputs: Annotated[list[Output], BeforeValidator(_mapping_to_list)] = Field(default_factory=list)
+    label: Label | None = None
+    windows: list[str] = Field(default_factory=lambda: ["1h"])
+    reference: ReferenceSettings = Field(default_factory=ReferenceSettings)
+    indicators: list[IndicatorSpec] | None = Field(
+        default=None, description="default: the built-in set that fits the model"
+    )
+    plugins: list[str] = Field(default_factory=list, description="modules that register indicator plugins")
+    alerts: list[AlertRule] = Field(default_factory=list)
+    actions: dict[str, ActionSpec] = Field(default_factory=dict)
+    unknown_features: Literal["keep", "reject"] = Field(
+        default="keep", description="keep undeclared features in the event's extra field, or reject the event"
+    )
+    cloudevents: CloudEventsMapping = Field(default_factory=CloudEventsMapping)
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not MODEL_NAME.match(v):
+            raise ValueError(
+                f"model name {v!r} must be 1-63 lowercase letters, digits, '_' or '-', starting with a letter "
+                "or digit (it names indices and URLs)"
+            )
+        return v
+
+    @field_validator("versions", mode="before")
+    @classmethod
+    def _versions(cls, v: Any) -> Any:
+        return _as_str_list(v)
+
+    @field_validator("default_version", mode="before")
+    @classmethod
+    def _default_version(cls, v: Any) -> Any:
+        return None if v is None else str(v)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one window is needed, e.g. [1h]")
+        seconds = []
+        for w in v:
+            s = parse_duration(w)
+            if s < 1:
+                raise ValueError(f"window {w!r} is shorter than one second")
+            if 86400 % s != 0 and s % 86400 != 0:
+                raise ValueError(f"window {w!r} must divide a day evenly (or be whole days)")
+            seconds.append(s)
+        if len(set(seconds)) != len(seconds):
+            raise ValueError("windows must be distinct")
+        return [format_duration(s) for s in seconds]
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ModelSpec:
+        names = [f.name for f in self.features] + [o.name for o in self.outputs]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"feature and output names must be unique; repeated: {', '.join(repeated)}")
+        if self.default_version is not None and self.versions and self.default_version not in self.versions:
+            raise ValueError(f"default_version {self.default_version!r} is not one of versions")
+        ids = [i.id for i in self.indicators or []]
+        clashes = sorted({i for i in ids if ids.count(i) > 1})
+        if clashes:
+            raise ValueError(f"indicator names must be unique; give each a name: {', '.join(clashes)}")
+        rules = [r.name for r in self.alerts]
+        repeated_rules = sorted({r for r in rules if rules.count(r) > 1})
+        if repeated_rules:
+            raise ValueError(f"alert rule names must be unique; repeated: {', '.join(repeated_rules)}")
+        for rule in self.alerts:
+            for action in rule.actions:
+                if action not in self.actions:
+                    known_actions = ", ".join(sorted(self.actions)) or "none"
+                    raise ValueError(
+                        f"alert {rule.name!r} uses action {action!r}, which is not under actions: "
+                        f"(known: {known_actions})"
+                    )
+            windows = [rule.window] + [c.window for c in conditions(rule.when) if isinstance(c, Threshold)]
+            for w in windows:
+                if w is not None and format_duration(parse_duration(w)) not in self.windows:
+                    raise ValueError(f"alert {rule.name!r} names window {w!r}, not one of {self.windows}")
+        known = set(names)
+        for ind in self.indicators or []:
+            for feature in ind.features or []:
+                if feature not in known:
+                    raise ValueError(f"indicator {ind.id!r} names unknown feature or output {feature!r}")
+            for window in ind.windows or []:
+                if format_duration(parse_duration(window)) not in self.windows:
+                    raise ValueError(f"indicator {ind.id!r} names window {window!r}, not one of {self.windows}")
+        return self
+
+    # -- convenience -------------------------------------------------------------------------
+    @property
+    def effective_default_version(self) -> str:
+        return self.default_version or (self.versions[0] if self.versions else "1")
+
+    def window_seconds(self) -> list[float]:
+        return [parse_duration(w) for w in self.windows]
+
+    def feature(self, name: str) -> Feature | None:
+        for f in self.features:
+            if f.name == name:
+                return f
+        return None
+
+    def output(self, name: str) -> Output | None:
+        for o in self.outputs:
+            if o.name == name:
+                return o
+        return None
+
+
+class MonitorConfig(_Strict):
+    """The contents of a ``sustain.yaml`` file."""
+
+    models: list[ModelSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> MonitorConfig:
+        names = [m.name for m in self.models]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    def model(self, name: str) -> ModelSpec | None:
+        for m in self.models:
+            if m.name == name:
+                return m
+        return None
