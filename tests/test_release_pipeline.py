@@ -382,6 +382,7 @@ def test_duplicate_and_forged_webhooks_are_recorded_and_deploy_nothing(stack: St
     assert any(d.outcome == "accepted" and d.event == "model_version.created" for d in service.store.deliveries())
 
 
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # MLflow's sqlite store
 def test_the_registry_poll_releases_versions_registered_after_it_began(tmp_path: Path) -> None:
     """An MLflow without a server (sqlite): no webhooks, so the poll finds new versions."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

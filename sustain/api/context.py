@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from sustain.alerting.service import Alerting
+    from sustain.deploy_pipeline.release import ReleaseService
     from sustain.engine import Engine
 
 
@@ -35,6 +36,7 @@ class AppContext:
     engine: Engine | None = None  # None when the service runs with --no-engine
     alerting: Alerting | None = None
     metrics_registries: list[CollectorRegistry] = field(default_factory=list)  # exposed at /metrics beside ours
+    releases: ReleaseService | None = None  # the release pipeline, when a registry is configured
 
     @property
     def store(self) -> Store:

@@ -1,7 +1,8 @@
 """The monitor spec: one model's features, outputs, label, windows, indicators, alert rules and actions.
 
 ``models`` holds the pydantic models, ``alerts`` the alert rules and actions, ``release`` the standards and the
-policy of the release pipeline, ``loader`` reads YAML files with line-numbered errors. The models are re-exported here: ``from sustain.spec import ModelSpec``.
+policy of the release pipeline, ``loader`` reads YAML files with line-numbered errors. The models are
+re-exported here: ``from sustain.spec import ModelSpec``.
 """
 
 from __future__ import annotations

@@ -303,7 +303,8 @@ class ReleaseStore(Protocol):
         """The last move of ``alias`` at or before ``at`` (its ``version`` is None if the alias was removed)."""
 
     def claim_delivery(self, delivery: Delivery) -> bool:
-        """Record an accepted webhook delivery; False when its id was accepted before (a retry or a replay)."""
+        """Record a delivery that is acted on (accepted) or deliberately passed over (ignored); False when its id
+        was accepted or ignored before (a retry or a replay), which is then recorded as a duplicate."""
 
     def record_delivery(self, delivery: Delivery) -> None:
         """Record a delivery that was rejected or ignored (it never claims its id)."""

@@ -148,7 +148,7 @@ class DuckDBReleases:
     def claim_delivery(self, delivery: Delivery) -> bool:
         with self.store.transaction() as con:
             seen = con.execute(
-                "SELECT count(*) FROM _release_deliveries WHERE delivery_id = ? AND outcome = 'accepted'",
+                "SELECT count(*) FROM _release_deliveries WHERE delivery_id = ? AND outcome IN ('accepted', 'ignored')",
                 [delivery.delivery_id],
             ).fetchall()[0][0]
             if seen:

@@ -223,6 +223,7 @@ class ReleaseService:
     def _champion_for_gate(self, release: Release) -> str | None:
         """The version the evaluation gate compares with: MLflow's @champion, else sustain's record."""
         try:
+            self.registry.ping()  # MLflow's client would retry a dead server for minutes
             return self.registry.alias(release.registered_model, "champion")
         except RegistryUnavailable:
             return self.aliases(release.model).get("champion")
@@ -457,6 +458,23 @@ class ReleaseService:
                 log.warning("polling the MLflow registry failed: %s", exc.message)
             except Exception:
                 log.exception("polling the MLflow registry failed")
+
+    # -- what is served -------------------------------------------------------------------------------
+    def serving(self) -> dict[str, Any]:
+        """Every target in use, with what it serves."""
+        with self._targets_lock:
+            items = list(self._targets.items())
+        return {name: target.status() for name, target in items}
+
+    def serving_processes(self) -> list[dict[str, Any]]:
+        return [server for status in self.serving().values() for server in status.get("servers", [])]
+
+    def roles(self, model: str) -> dict[str, list[str]]:
+        """version -> its roles (champion, challenger, previous_champion)."""
+        out: dict[str, list[str]] = {}
+        for role, version in self.aliases(model).items():
+            out.setdefault(version, []).append(role)
+        return out
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
