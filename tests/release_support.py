@@ -153,6 +153,9 @@ def register_churn(
         example = example.rename(columns={"tenure_months": "tenure"})
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if mlflow.get_experiment_by_name("release-tests") is None and not uri.startswith("http"):
+        # without a server, artifacts would land in ./mlruns of whatever directory the tests run from
+        mlflow.create_experiment("release-tests", artifact_location=(data_dir / "artifacts").as_uri())
     mlflow.set_experiment("release-tests")
     # MLflow and pandas warn while logging (a dataset source resolvable two ways, pandas 3 deprecations): those
     # are the data scientist's side, not sustain's.

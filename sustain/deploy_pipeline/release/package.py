@@ -79,11 +79,12 @@ def manifest(bundle: Bundle, model: str, version: str, model_uri: str, namespace
         return Check("manifest", False, "; ".join(problems))
     bundle.manifest.parent.mkdir(parents=True, exist_ok=True)
     bundle.manifest.write_text(yaml.safe_dump(sdep, sort_keys=False))
+    kind = f"{model_uri.split(':', 1)[0]}: URIs" if "://" in model_uri or model_uri.startswith("mlflow-") else "paths"
     note = (
         ""
         if model_uri.startswith(_SELDON_READABLE)
-        else f"; note: Seldon's storage initializer cannot read {model_uri.split(':', 1)[0]}: URIs, so on Kubernetes "
-        "run MLflow with --default-artifact-root s3://..."
+        else f"; note: Seldon's storage initializer cannot read local {kind}, so on Kubernetes run MLflow with "
+        "--default-artifact-root s3://..."
     )
     return Check("manifest", True, f"{bundle.manifest.relative_to(bundle.root)} (SeldonDeployment){note}")
 
