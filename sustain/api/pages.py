@@ -1,4 +1,5 @@
-"""The built-in web UI: the overview, model and releases pages and their static files, plotly.js served from the installed plotly package.
+"""The built-in web UI: the overview, model and releases pages and their static files, plotly.js served from
+the installed plotly package.
 
 The pages are static shells; their data comes from ``/v1/dashboard/...`` with the
 read token the page was opened with (``?token=``, kept in the tab's session
