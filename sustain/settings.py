@@ -57,6 +57,7 @@ class Settings:
     release_store: str = "duckdb:///./data/releases.duckdb"  # where releases live when the store is Elasticsearch
     mlflow_webhook_secret: str | None = None  # shared with MLflow's webhook; unsigned deliveries are refused
     public_url: str | None = None  # how MLflow reaches this service; default http://HOST:PORT
+    target_options: str = ""  # deploy target options, comma-separated TARGET.KEY=VALUE (kubernetes.namespace=ml)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

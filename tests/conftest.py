@@ -12,6 +12,7 @@ from sustain.settings import Settings
 from sustain.spec import ModelSpec
 from sustain.spec.loader import load_config_text
 from tests.helpers import CHURN_YAML, ServerProcess, write_spec
+from tests.release_support import MlflowServer
 
 
 @pytest.fixture
@@ -51,3 +52,14 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     with ServerProcess(tmp_path, write_spec(tmp_path)) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real MLflow tracking server (sqlite, proxied artifacts, webhooks to loopback) for the whole session;
+    its start (20-60 s on a busy machine) is paid once."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -116,10 +116,10 @@ def _hooks(service: ReleaseService) -> Starlette:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("release")
     targets.register("local-broken", BrokenTarget.from_context)
-    mlflow = MlflowServer(root / "mlflow").start()
+    mlflow = mlflow_server
     proxy = TcpProxy(mlflow.port)
     sustain = ServerProcess(root, write_spec(root, EDGE_SPEC)).start()
     monitoring = HttpMonitoring(sustain.url)
@@ -146,15 +146,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     try:
         with AsgiThread(gateway.app) as gw, AsgiThread(_hooks(service)) as hooks:
-            MlflowRegistry(mlflow.url).ensure_webhook("sustain-tests", f"{hooks.url}/v1/hooks/mlflow", SECRET, EVENTS)
-            yield Stack(mlflow, proxy, sustain, service, gateway, gw.url, hooks.url, root / "data")
+            registry = MlflowRegistry(mlflow.url)
+            hook = registry.ensure_webhook("sustain-tests", f"{hooks.url}/v1/hooks/mlflow", SECRET, EVENTS)
+            try:
+                yield Stack(mlflow, proxy, sustain, service, gateway, gw.url, hooks.url, root / "data")
+            finally:
+                registry.client.delete_webhook(hook)
     finally:
         service.close()
         targets.unregister("local-broken")
         monitoring.close()
         sustain.stop()
         proxy.close()
-        mlflow.stop()
 
 
 def _traffic(stack: Stack, total: int, workers: int = 4) -> tuple[Counter[int], Counter[str], threading.Thread]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,7 +24,7 @@ from sustain.api.collector import Admin, Ctx, Read
 from sustain.api.responses import JSON, json_response
 from sustain.collector.bodies import Decoded
 from sustain.collector.service import Collector
-from sustain.errors import NotFound, SustainError
+from sustain.errors import ConfigError, NotFound, SustainError
 from sustain.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -57,6 +58,24 @@ class CollectorMonitoring:
         return info.rows
 
 
+def parse_target_options(text: str) -> dict[str, dict[str, str]]:
+    """``kubernetes.namespace=ml,kubernetes.secret=s3`` → ``{"kubernetes": {"namespace": "ml", "secret": "s3"}}``.
+
+    >>> parse_target_options("kubernetes.namespace=ml, local.ready_timeout=60")
+    {'kubernetes': {'namespace': 'ml'}, 'local': {'ready_timeout': '60'}}
+    """
+    options: dict[str, dict[str, str]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        target, dot, name = key.strip().partition(".")
+        if not sep or not dot or not target or not name:
+            raise ConfigError(f"target option {item!r} must read TARGET.KEY=VALUE, e.g. kubernetes.namespace=models")
+        options.setdefault(target, {})[name] = value.strip()
+    return options
+
+
 def build_releases(ctx: AppContext) -> ReleaseService | None:
     """The release service for ``ctx``, when the settings name a registry."""
     settings = ctx.settings
@@ -77,6 +96,7 @@ def build_releases(ctx: AppContext) -> ReleaseService | None:
 
     gateway = Gateway(sink=sink, spec_of=monitoring.spec, authorize=authorize)
     options = ReleaseOptions(
+        target_options=parse_target_options(settings.target_options),
         workdir=Path(settings.release_dir),
         webhook_secret=settings.mlflow_webhook_secret,
         poll_interval=settings.release_poll,
@@ -107,9 +127,15 @@ async def start_releases(ctx: AppContext) -> None:
         from sustain.deploy_pipeline.release.webhooks import EVENTS
 
         url = f"{settings.base_url}/v1/hooks/mlflow"
+        # MLflow names: letters, digits, '.', '_', '-'; one webhook per sustain address.
+        name = "sustain-" + re.sub(r"[^A-Za-z0-9._-]+", "-", settings.base_url.split("://", 1)[-1]).strip("-._")
         try:
             await asyncio.to_thread(
-                service.registry.ensure_webhook, "sustain", url, settings.mlflow_webhook_secret, EVENTS
+                service.registry.ensure_webhook,
+                name[:62],
+                url,
+                settings.mlflow_webhook_secret,
+                EVENTS,
             )
         except SustainError as exc:
             log.warning("could not register sustain's webhook in MLflow (%s); the poll still runs", exc.message)

@@ -42,6 +42,12 @@ from sustain.errors import ConfigError
 @click.option("--release-dir", default=None, help="serving bundles of released versions; default ./data/releases")
 @click.option("--release-poll", type=float, default=None, help="seconds between registry polls (0: webhooks only)")
 @click.option("--public-url", default=None, help="how MLflow's webhook reaches this service; default http://HOST:PORT")
+@click.option(
+    "--target-option",
+    "target_options",
+    multiple=True,
+    help="a deploy target's option, TARGET.KEY=VALUE (kubernetes.namespace=models); repeat for more",
+)
 @click.option("--log-level", default="warning", help="uvicorn log level")
 def serve(
     config: Path | None,
@@ -55,6 +61,7 @@ def serve(
     release_dir: str | None,
     release_poll: float | None,
     public_url: str | None,
+    target_options: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Run the collector, the engine and the dashboard; with a registry, the release pipeline and its gateway.
@@ -77,6 +84,7 @@ def serve(
         release_dir=release_dir,
         release_poll=release_poll,
         public_url=public_url,
+        target_options=",".join(target_options) or None,
     )
     settings.check_bind()
     if settings.registry:

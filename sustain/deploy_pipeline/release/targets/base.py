@@ -48,7 +48,7 @@ class Deployment:
 @dataclass
 class TargetContext:
     """What a target factory is given: its working folder, the local gateway, and its options (``--target-option
-    KEY=VALUE`` or ``SUSTAIN_TARGET_<KEY>``)."""
+    TARGET.KEY=VALUE`` or ``SUSTAIN_TARGET_OPTIONS``)."""
 
     workdir: Path
     gateway: Gateway | None = None

@@ -6,8 +6,8 @@ predictor with its canary share, ``route`` sets the traffic (promote: the candid
 the previous champion), ``retire`` drops a predictor. Seldon's request logger sends every request and response
 to sustain's CloudEvents endpoint, with the version in ``Ce-Endpoint``.
 
-It needs ``KUBECONFIG`` (or an in-cluster service account); options, as ``--target-option KEY=VALUE`` or
-``SUSTAIN_TARGET_<KEY>``: ``namespace`` (default ``default``), ``logger_url`` (sustain's
+It needs ``KUBECONFIG`` (or an in-cluster service account); options, as ``--target-option kubernetes.KEY=VALUE``
+or ``SUSTAIN_TARGET_OPTIONS``: ``namespace`` (default ``default``), ``logger_url`` (sustain's
 ``.../v1/cloudevents`` as the cluster reaches it), ``secret`` (the rclone secret for the model store).
 """
 
