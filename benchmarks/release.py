@@ -22,30 +22,18 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import ServerProcess, write_spec
-from tests.release_support import CHURN_SPEC, MlflowServer, register_churn, serving_rows
+from tests.helpers import ServerProcess, wait_for, write_spec
+from tests.release_support import CHURN_SPEC, MlflowServer, Requests, register_churn, serving_rows
 
 SECRET = "benchmark-secret"
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def _answers_with(url: str, version: str) -> bool:
@@ -64,7 +52,7 @@ def registration_to_serving(
 
     version = register_churn(mlflow.url, data, seed=seed, drifted=drifted)
     created = MlflowClient(mlflow.url).get_model_version("churn", version).creation_timestamp / 1000
-    _wait(lambda: _answers_with(sustain.url, version), 900, f"version {version} serving")
+    wait_for(lambda: _answers_with(sustain.url, version), 900, f"version {version} serving")
     seconds = time.time() - created
     state = httpx.get(f"{sustain.url}/v1/releases/churn/{version}", timeout=30).json()
     stages = ", ".join(f"{s['stage']} {s['seconds']:.1f}" for s in state["stages"])
@@ -88,41 +76,17 @@ def plain_serve(model_dir: Path) -> float:
 
 
 def switch_under_traffic(sustain: ServerProcess, total: int = 1000) -> tuple[float, float, Counter[int]]:
-    statuses: Counter[int] = Counter()
-    issued = [0]
-    lock = threading.Lock()
-
-    def client() -> None:
-        rows = serving_rows(1, seed=3)
-        with httpx.Client(timeout=60) as http:
-            while True:
-                with lock:
-                    if issued[0] >= total:
-                        return
-                    issued[0] += 1
-                try:
-                    status = http.post(
-                        f"{sustain.url}/serving/churn/invocations", json={"dataframe_records": rows}
-                    ).status_code
-                except httpx.HTTPError:
-                    status = 0
-                with lock:
-                    statuses[status] += 1
-
-    threads = [threading.Thread(target=client) for _ in range(4)]
-    for t in threads:
-        t.start()
-    _wait(lambda: sum(statuses.values()) >= total // 4, 600, "traffic before the promotion")
+    requests = Requests(f"{sustain.url}/serving/churn/invocations", total)
+    wait_for(lambda: requests.done >= total // 4, 600, "traffic before the promotion")
     started = time.monotonic()
     httpx.post(f"{sustain.url}/v1/releases/churn/promote", timeout=300).raise_for_status()
     promote = time.monotonic() - started
-    _wait(lambda: sum(statuses.values()) >= total * 6 // 10, 600, "traffic before the rollback")
+    wait_for(lambda: requests.done >= total * 6 // 10, 600, "traffic before the rollback")
     started = time.monotonic()
     httpx.post(f"{sustain.url}/v1/releases/churn/rollback", timeout=300).raise_for_status()
     rollback = time.monotonic() - started
-    for t in threads:
-        t.join(600)
-    return promote, rollback, statuses
+    requests.join()
+    return promote, rollback, requests.statuses
 
 
 def alias_call(mlflow: MlflowServer, version: str, repeat: int = 5) -> float:

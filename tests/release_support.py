@@ -280,3 +280,46 @@ class TcpProxy:
 
     def close(self) -> None:
         self.listener.close()
+
+
+class Requests:
+    """``total`` prediction requests sent through a gateway by ``workers`` clients, counted by status and by the
+    version that answered (while promotions and rollbacks happen elsewhere)."""
+
+    def __init__(self, invocations_url: str, total: int, workers: int = 4) -> None:
+        from collections import Counter
+
+        self.url = invocations_url
+        self.total = total
+        self.statuses: Counter[int] = Counter()
+        self.versions: Counter[str] = Counter()
+        self._issued = 0
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._send, daemon=True) for _ in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def done(self) -> int:
+        return sum(self.statuses.values())
+
+    def _send(self) -> None:
+        rows = serving_rows(1, seed=11)
+        with httpx.Client(timeout=60) as client:
+            while True:
+                with self._lock:
+                    if self._issued >= self.total:
+                        return
+                    self._issued += 1
+                try:
+                    r = client.post(self.url, json={"dataframe_records": rows})
+                    status, version = r.status_code, r.headers.get("x-sustain-version", "?")
+                except httpx.HTTPError:
+                    status, version = 0, "?"
+                with self._lock:
+                    self.statuses[status] += 1
+                    self.versions[version] += 1
+
+    def join(self, timeout: float = 600) -> None:
+        for thread in self._threads:
+            thread.join(timeout)

@@ -9,9 +9,7 @@ that is down, a target that fails mid-deploy, duplicate and forged webhook deliv
 from __future__ import annotations
 
 import shutil
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -48,7 +46,15 @@ from sustain.errors import SustainError
 from sustain.spec import ModelSpec
 from sustain.store.releases import Release, State
 from tests.helpers import ServerProcess, wait_for, write_spec
-from tests.release_support import CHURN_SPEC, AsgiThread, MlflowServer, TcpProxy, register_churn, serving_rows
+from tests.release_support import (
+    CHURN_SPEC,
+    AsgiThread,
+    MlflowServer,
+    Requests,
+    TcpProxy,
+    register_churn,
+    serving_rows,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -160,42 +166,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer)
         proxy.close()
 
 
-def _traffic(stack: Stack, total: int, workers: int = 4) -> tuple[Counter[int], Counter[str], threading.Thread]:
-    statuses: Counter[int] = Counter()
-    versions: Counter[str] = Counter()
-    lock = threading.Lock()
-    issued = [0]
-
-    def worker() -> None:
-        rows = serving_rows(1, seed=11)
-        with httpx.Client(timeout=60) as client:
-            while True:
-                with lock:
-                    if issued[0] >= total:
-                        return
-                    issued[0] += 1
-                try:
-                    r = client.post(f"{stack.gateway_url}/churn/invocations", json={"dataframe_records": rows})
-                    status, version = r.status_code, r.headers.get("x-sustain-version", "?")
-                except httpx.HTTPError:
-                    status, version = 0, "?"
-                with lock:
-                    statuses[status] += 1
-                    versions[version] += 1
-
-    threads = [threading.Thread(target=worker) for _ in range(workers)]
-    for t in threads:
-        t.start()
-
-    def join() -> None:
-        for t in threads:
-            t.join(600)
-
-    joiner = threading.Thread(target=join)
-    joiner.start()
-    return statuses, versions, joiner
-
-
 def test_a_registered_version_becomes_a_monitored_candidate_and_switches_without_a_failed_request(
     stack: Stack,
 ) -> None:
@@ -224,16 +194,14 @@ def test_a_registered_version_becomes_a_monitored_candidate_and_switches_without
     assert {"version": second, "rows": 2000} in [{"version": r["version"], "rows": r["rows"]} for r in references]
     assert stack.mlflow_aliases() == {"champion": first, "challenger": second}
 
-    statuses, versions, joiner = _traffic(stack, 1000)
-    wait_for(lambda: sum(statuses.values()) >= 250, timeout=300, what="traffic before the promotion")
-    promoted_at = time.monotonic()
+    requests = Requests(f"{stack.gateway_url}/churn/invocations", 1000)
+    wait_for(lambda: requests.done >= 250, timeout=300, what="traffic before the promotion")
     service.promote("churn")
-    promote_seconds = time.monotonic() - promoted_at
-    wait_for(lambda: sum(statuses.values()) >= 600, timeout=300, what="traffic after the promotion")
+    wait_for(lambda: requests.done >= 600, timeout=300, what="traffic after the promotion")
     service.rollback("churn")
-    joiner.join(600)
-    assert statuses == {200: 1000}, statuses
-    assert versions[first] > 0 and versions[second] > 0 and promote_seconds < 120
+    requests.join()
+    assert requests.statuses == {200: 1000}, requests.statuses
+    assert requests.versions[first] > 0 and requests.versions[second] > 0
     assert stack.predict().headers["x-sustain-version"] == first
     assert stack.mlflow_aliases() == {"champion": first}
 
