@@ -8,6 +8,7 @@ that is down, a target that fails mid-deploy, duplicate and forged webhook deliv
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -69,11 +70,13 @@ class BrokenTarget(LocalTarget):
     """A target that starts the scoring server, then fails before it is ready: a target failing mid-deploy."""
 
     name = "local-broken"
-    started: ClassVar[list[tuple[str, str]]] = []
+    started: ClassVar[dict[tuple[str, str], int]] = {}  # the scoring server process each deploy started
 
     def deploy(self, model: str, version: str, bundle: Bundle) -> Deployment:
         self.prepare(model, version, bundle)
-        self.started.append((model, version))
+        pid = self._preparing[(model, version)].pid
+        assert pid is not None
+        self.started[(model, version)] = pid
         raise TargetFailed(f"the node serving {model} version {version} went away during the deploy")
 
 
@@ -311,11 +314,20 @@ def test_a_target_failing_mid_deploy_leaves_nothing_half_deployed(stack: Stack) 
     assert (
         release.reason == f"deployed stage: the node serving churn-edge version {version} went away during the deploy"
     )
-    assert ("churn-edge", version) in BrokenTarget.started
+    pid = BrokenTarget.started[("churn-edge", version)]
     broken = stack.service.target("local-broken")
     assert isinstance(broken, LocalTarget) and broken.server("churn-edge", version) is None
+    wait_for(lambda: not _running(pid), timeout=60, what=f"the scoring server (pid {pid}) to be stopped")
     assert "churn-edge" not in stack.gateway.routes
     assert "challenger" not in stack.mlflow_aliases("churn-edge")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def _delivery(body: bytes, delivery: str, secret: str = SECRET, age: int = 0) -> dict[str, str]:

@@ -40,6 +40,7 @@ class LocalTarget:
         self._failures: dict[tuple[str, str], int] = {}
         self._preparing: dict[tuple[str, str], ScoringServer] = {}
         self._restarting: set[tuple[str, str]] = set()
+        self._stopping: list[threading.Thread] = []
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="sustain-serving-supervisor", daemon=True)
@@ -117,8 +118,10 @@ class LocalTarget:
             stopping = [s for s in (self.servers.pop(key, None), self._preparing.pop(key, None)) if s is not None]
             self.backends.pop(key, None)
             self._failures.pop(key, None)
-        for server in stopping:
-            server.stop()
+        for server in stopping:  # no traffic reaches it any more: a promotion need not wait for its exit
+            thread = threading.Thread(target=server.stop, name=f"stop-{model}-{version}", daemon=True)
+            thread.start()
+            self._stopping.append(thread)
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -150,6 +153,8 @@ class LocalTarget:
             self.backends.clear()
         for server in servers:
             server.stop(grace=5.0)
+        for thread in self._stopping:
+            thread.join(timeout=15)
 
     # -- supervision ---------------------------------------------------------------------------------
     def _supervise(self) -> None:
