@@ -58,6 +58,7 @@ class Settings:
     mlflow_webhook_secret: str | None = None  # shared with MLflow's webhook; unsigned deliveries are refused
     public_url: str | None = None  # how MLflow reaches this service; default http://HOST:PORT
     target_options: str = ""  # deploy target options, comma-separated TARGET.KEY=VALUE (kubernetes.namespace=ml)
+    redis: str | None = None  # the inference units' Redis: their queues at /v1/inference/status and /metrics
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

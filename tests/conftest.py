@@ -11,6 +11,7 @@ from sustain.backends.duckdb.store import DuckDBStore
 from sustain.settings import Settings
 from sustain.spec import ModelSpec
 from sustain.spec.loader import load_config_text
+from tests.graph_models import Registry, register_models, start_registry
 from tests.helpers import CHURN_YAML, ServerProcess, write_spec
 from tests.release_support import MlflowServer
 
@@ -63,3 +64,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def graph_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real MLflow server holding the inference-graph tests' three churn models (about a minute to set up)."""
+    registry = start_registry(tmp_path_factory.mktemp("mlflow"))
+    try:
+        register_models(registry.url)
+        yield registry
+    finally:
+        registry.stop()

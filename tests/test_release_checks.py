@@ -17,12 +17,13 @@ import jsonschema
 import pytest
 import yaml
 
+from sustain.deploy_pipeline.graph import admission_errors
 from sustain.deploy_pipeline.release.datasets import training_source
 from sustain.deploy_pipeline.release.gates import GateInputs, run_gates
+from sustain.deploy_pipeline.release.manifests import release_manifests
 from sustain.deploy_pipeline.release.mlflow_registry import DatasetRef, RunInfo
 from sustain.deploy_pipeline.release.model_folder import ModelFolder
 from sustain.deploy_pipeline.release.package import Bundle, package
-from sustain.deploy_pipeline.release.seldon import Predictor, admission_problems, seldon_deployment
 from sustain.deploy_pipeline.release.standards import check_standards
 from sustain.spec.loader import load_config_text
 from sustain.spec.release import ReleaseSettings
@@ -189,7 +190,7 @@ def test_the_bundle_holds_a_dockerfile_a_valid_seldondeployment_and_the_monitor_
 ) -> None:
     bundle = Bundle(tmp_path / "churn" / "3")
     shutil.copytree(models["good"], bundle.model)
-    checks = _by_name(package(bundle, "churn", "3", SPEC, "s3://mlflow/1/models/m-1/artifacts", "models"))
+    checks = _by_name(package(bundle, "churn", "3", SPEC, "s3://mlflow/1/models/m-1/artifacts"))
     assert all(c.ok for c in checks.values()), [c.sentence() for c in checks.values()]
     assert (bundle.dockerfile.parent / "model_dir").is_dir()
     lint = subprocess.run(
@@ -199,25 +200,28 @@ def test_the_bundle_holds_a_dockerfile_a_valid_seldondeployment_and_the_monitor_
         check=False,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    sdep = yaml.safe_load(bundle.manifest.read_text())
+    files = sorted(bundle.manifest_dir.glob("*.yaml"))
+    objects = [yaml.safe_load(f.read_text()) for f in files]
+    sdep = next(o for o in objects if o["kind"] == "SeldonDeployment")
     jsonschema.Draft7Validator(seldon_schema()).validate(sdep)
+    assert sdep["spec"]["predictors"][0]["name"] == "3"  # predictors are named after versions
     assert sdep["spec"]["predictors"][0]["graph"]["modelUri"] == "s3://mlflow/1/models/m-1/artifacts"
-    assert "note" not in checks["manifest"].reason
+    assert bundle.model_uri() == "s3://mlflow/1/models/m-1/artifacts" and "note" not in checks["manifest"].reason
+    assert {o["kind"] for o in objects} >= {"SeldonDeployment", "ConfigMap", "Service"}
     spec = load_config_text(bundle.spec.read_text()).models[0]
     assert spec == SPEC
 
 
-def test_a_canary_seldondeployment_is_valid_and_the_admission_rules_are_enforced() -> None:
-    predictors = [Predictor("3", "s3://m/3", 90), Predictor("4", "s3://m/4", 10)]
-    sdep = seldon_deployment("Churn Model", predictors, logger_url="http://sustain:8000/v1/cloudevents")
-    jsonschema.Draft7Validator(seldon_schema()).validate(sdep)
-    assert sdep["metadata"]["name"] == "churn-model" and admission_problems(sdep) == []
-    shadow = seldon_deployment("churn", [Predictor("3", "s3://m/3"), Predictor("4", "s3://m/4", shadow=True)])
+def test_a_candidate_beside_the_champion_is_a_canary_or_a_shadow_predictor_seldon_admits() -> None:
+    uris = {"3": "s3://m/3", "4": "s3://m/4"}
+    canary = release_manifests("Churn Model", "churn", uris, champion="3", candidate="4", canary_percent=10)[-1]
+    jsonschema.Draft7Validator(seldon_schema()).validate(canary)
+    assert canary["metadata"]["name"] == "churn-model" and admission_errors(canary) == []
+    assert [(p["name"], p.get("traffic")) for p in canary["spec"]["predictors"]] == [("3", 90), ("4", 10)]
+    logger = canary["spec"]["predictors"][1]["graph"]["logger"]
+    assert logger["url"].endswith("/v1/cloudevents?model=churn")  # the request logs reach sustain's model
+    shadow = release_manifests("churn", "churn", uris, champion="3", candidate="4", canary_percent=0)[-1]
     jsonschema.Draft7Validator(seldon_schema()).validate(shadow)
-    assert admission_problems(shadow) == []
-    bad = seldon_deployment("churn", [Predictor("3", "s3://m/3", 60), Predictor("3", "", 30)])
-    assert admission_problems(bad) == [
-        "predictor names must be unique",
-        "the traffic of the serving predictors must add up to 100",
-        "predictor '3': a prepackaged server needs a modelUri",
-    ]
+    assert shadow["spec"]["predictors"][1]["shadow"] is True and admission_errors(shadow) == []
+    alone = release_manifests("churn", "churn", uris, champion="4")[-1]
+    assert [(p["name"], p.get("traffic")) for p in alone["spec"]["predictors"]] == [("4", 100)]

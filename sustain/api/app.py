@@ -20,6 +20,7 @@ from sustain.api.collector import router as collector_router
 from sustain.api.context import AppContext
 from sustain.api.dashboard import router as dashboard_router
 from sustain.api.indicators import router as indicators_router
+from sustain.api.inference import router as inference_router
 from sustain.api.pages import router as pages_router
 from sustain.api.releases import build_releases, start_releases, stop_releases
 from sustain.api.releases import router as releases_router
@@ -92,6 +93,12 @@ def build_context(settings: Settings, backend: Backend | None = None) -> AppCont
         from sustain.deploy_pipeline.release.metrics import release_registry
 
         ctx.metrics_registries.append(release_registry(ctx.releases))
+    if settings.redis:
+        from sustain.inference.metrics import queue_registry
+        from sustain.inference.queues import QueueReader
+
+        ctx.inference = QueueReader(settings.redis)
+        ctx.metrics_registries.append(queue_registry(ctx.inference.read))
     return ctx
 
 
@@ -150,6 +157,8 @@ def create_app(
                 engine.stop()
             if ctx.alerting is not None:
                 ctx.alerting.close()
+            if ctx.inference is not None:
+                ctx.inference.close()
             ctx.writer.stop()
             ctx.backend.close()
 
@@ -209,6 +218,7 @@ def create_app(
     app.include_router(releases_router)  # before alerts: /v1/hooks/mlflow, not the action hook /v1/hooks/{action}
     app.include_router(alerts_router)
     app.include_router(dashboard_router)
+    app.include_router(inference_router)
     app.include_router(pages_router)
     if ctx.releases is not None and ctx.releases.gateway is not None:
         app.mount("/serving", ctx.releases.gateway.app)  # POST /serving/{model}/invocations

@@ -48,6 +48,7 @@ from sustain.errors import ConfigError
     multiple=True,
     help="a deploy target's option, TARGET.KEY=VALUE (kubernetes.namespace=models); repeat for more",
 )
+@click.option("--redis", default=None, help="the inference units' Redis: show their queues (sustain aiu)")
 @click.option("--log-level", default="warning", help="uvicorn log level")
 def serve(
     config: Path | None,
@@ -62,6 +63,7 @@ def serve(
     release_poll: float | None,
     public_url: str | None,
     target_options: tuple[str, ...],
+    redis: str | None,
     log_level: str,
 ) -> None:
     """Run the collector, the engine and the dashboard; with a registry, the release pipeline and its gateway.
@@ -85,6 +87,7 @@ def serve(
         release_poll=release_poll,
         public_url=public_url,
         target_options=",".join(target_options) or None,
+        redis=redis,
     )
     settings.check_bind()
     if settings.registry:

@@ -15,6 +15,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sustain.collector.categories import sanitize_categories
+from sustain.collector.values import CATEGORY_KINDS
 from sustain.errors import UnsupportedMediaType, ValidationError
 from sustain.spec import ModelSpec
 from sustain.store.layout import Column, Layout, label_types
@@ -73,6 +75,13 @@ def read_table(body: bytes, fmt: str) -> pa.Table:
 
 
 def _coerce(arr: pa.ChunkedArray, column: Column, source: str) -> pa.ChunkedArray:
+    coerced = _cast(arr, column, source)
+    if column.kind in CATEGORY_KINDS:
+        return sanitize_categories(coerced)  # the same keys as the events' (sustain.collector.categories)
+    return coerced
+
+
+def _cast(arr: pa.ChunkedArray, column: Column, source: str) -> pa.ChunkedArray:
     target = column.arrow_type
     try:
         if column.kind in ("categorical", "class_label") and not pa.types.is_string(arr.type):

@@ -6,7 +6,8 @@ candidate with monitoring attached, and promoted (or rolled back) with one comma
 * :mod:`.pipeline` — the stages of one release (:mod:`.standards`, :mod:`.gates` with :mod:`.probe`,
   :mod:`.package`), recorded in a :class:`sustain.store.releases.ReleaseStore`;
 * :mod:`.targets` — where versions are served: ``local`` (:mod:`.scoring` processes behind the
-  :mod:`.gateway`) and ``kubernetes`` (:mod:`.seldon` resources), plus ``sustain.targets`` plugins;
+  :mod:`.gateway`) and ``kubernetes`` (:mod:`.manifests`, from the inference-graph compiler), plus
+  ``sustain.targets`` plugins;
 * :mod:`.mlflow_registry`, :mod:`.webhooks`, :mod:`.monitoring`, :mod:`.datasets` — the edges.
 """
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from sustain.deploy_pipeline.release.seldon import Predictor, admission_problems, seldon_deployment
+from sustain.deploy_pipeline.release.errors import TargetFailed
+from sustain.errors import SustainError
 from sustain.spec import ModelSpec
 from sustain.store.releases import Check
 
@@ -35,22 +36,23 @@ class Bundle:
         return self.root / "docker" / "Dockerfile"
 
     @property
-    def manifest(self) -> Path:
-        return self.root / "kubernetes" / "seldondeployment.yaml"
+    def manifest_dir(self) -> Path:
+        return self.root / "kubernetes"
+
+    def model_uri(self) -> str:
+        """The storage URI of the model, as the packaged SeldonDeployment names it."""
+        for path in sorted(self.manifest_dir.glob("*-seldondeployment-*.yaml")):
+            body = yaml.safe_load(path.read_text())
+            return str(body["spec"]["predictors"][0]["graph"]["modelUri"])
+        raise TargetFailed(f"{self.root} holds no SeldonDeployment; release the version again")
 
     @property
     def spec(self) -> Path:
         return self.root / "sustain.yaml"
 
 
-def package(
-    bundle: Bundle, model: str, version: str, spec: ModelSpec | None, model_uri: str, namespace: str = "default"
-) -> list[Check]:
-    return [
-        dockerfile(bundle),
-        manifest(bundle, model, version, model_uri, namespace),
-        monitor_spec(bundle, spec),
-    ]
+def package(bundle: Bundle, model: str, version: str, spec: ModelSpec | None, model_uri: str) -> list[Check]:
+    return [dockerfile(bundle), manifest(bundle, model, spec, version, model_uri), monitor_spec(bundle, spec)]
 
 
 def dockerfile(bundle: Bundle) -> Check:
@@ -72,21 +74,31 @@ def dockerfile(bundle: Bundle) -> Check:
     return Check("dockerfile", True, f"{bundle.dockerfile.relative_to(bundle.root)} ({base}, serving on 8080)")
 
 
-def manifest(bundle: Bundle, model: str, version: str, model_uri: str, namespace: str) -> Check:
-    sdep = seldon_deployment(model, [Predictor(version, model_uri)], namespace=namespace)
-    problems = admission_problems(sdep)
-    if problems:
-        return Check("manifest", False, "; ".join(problems))
-    bundle.manifest.parent.mkdir(parents=True, exist_ok=True)
-    bundle.manifest.write_text(yaml.safe_dump(sdep, sort_keys=False))
+def manifest(bundle: Bundle, model: str, spec: ModelSpec | None, version: str, model_uri: str) -> Check:
+    """The version as the model's only predictor, compiled by the inference-graph compiler, one file per object."""
+    from sustain.deploy_pipeline.release.manifests import release_manifests
+
+    sustain_model = spec.name if spec is not None else model
+    try:
+        manifests = release_manifests(model, sustain_model, {version: model_uri}, champion=version)
+    except SustainError as exc:
+        return Check("manifest", False, exc.message)
+    folder = bundle.manifest_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, body in enumerate(manifests):
+        path = folder / f"{i:02d}-{body['kind'].lower()}-{body['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(body, sort_keys=False))
+        names.append(body["kind"])
+    readable = model_uri.startswith(_SELDON_READABLE)
     kind = f"{model_uri.split(':', 1)[0]}: URIs" if "://" in model_uri or model_uri.startswith("mlflow-") else "paths"
     note = (
         ""
-        if model_uri.startswith(_SELDON_READABLE)
+        if readable
         else f"; note: Seldon's storage initializer cannot read local {kind}, so on Kubernetes run MLflow with "
         "--default-artifact-root s3://..."
     )
-    return Check("manifest", True, f"{bundle.manifest.relative_to(bundle.root)} (SeldonDeployment){note}")
+    return Check("manifest", True, f"{folder.name}/: {', '.join(names)}{note}")
 
 
 def monitor_spec(bundle: Bundle, spec: ModelSpec | None) -> Check:
