@@ -11,9 +11,12 @@ The probe also predicts the training data, which becomes the version's reference
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from sustain.spec.release import GREATER_IS_BETTER, ReleaseSettings
 from sustain.store.releases import Check
 
 PROBE_TIMEOUT = 600.0
+PROBE_MODULE = "sustain.deploy_pipeline.release.probe"
 LATENCY_RUNS = 20
 
 
@@ -65,8 +69,62 @@ def label_column(settings: ReleaseSettings) -> str:
     return settings.evaluation.label or "label"
 
 
-def run_gates(inputs: GateInputs) -> GateResults:
-    report = run_probe(inputs)
+class ProbeRunner:
+    """Starts the probe processes, one per release; with ``warm``, the next one is started ahead, so its imports
+    are done before a release needs it."""
+
+    def __init__(self, warm: bool = False) -> None:
+        self.warm = warm
+        self._next: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        if warm:
+            self._next = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", PROBE_MODULE, "--wait"]
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=child_env(),
+            start_new_session=True,
+        )
+
+    def run(self, plan: Path) -> tuple[int, str]:
+        """Run ``plan`` in a fresh process; (exit code, the end of its stderr)."""
+        with self._lock:
+            proc = self._next if self._next is not None and self._next.poll() is None else self._spawn()
+            self._next = None
+        try:
+            _, err = proc.communicate(f"{plan}\n".encode(), timeout=PROBE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            return -1, f"the probe process did not finish in {PROBE_TIMEOUT:g} s"
+        finally:
+            if self.warm:
+                with self._lock:
+                    if self._next is None:
+                        self._next = self._spawn()
+        tail = " / ".join(err.decode(errors="replace").strip().splitlines()[-3:])
+        return proc.returncode, tail
+
+    def close(self) -> None:
+        with self._lock:
+            proc, self._next = self._next, None
+        if proc is not None:
+            _kill(proc)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
+        proc.communicate(timeout=10)
+
+
+def run_gates(inputs: GateInputs, probe: ProbeRunner | None = None) -> GateResults:
+    report = run_probe(inputs, probe or ProbeRunner())
     checks = [_example(report), _latency(report, inputs.settings.latency_budget_ms)]
     checks.append(evaluation_gate(inputs, report))
     checks.append(model_tests(inputs))
@@ -75,7 +133,7 @@ def run_gates(inputs: GateInputs) -> GateResults:
     return GateResults(checks, path, report)
 
 
-def run_probe(inputs: GateInputs) -> dict[str, Any]:
+def run_probe(inputs: GateInputs, probe: ProbeRunner) -> dict[str, Any]:
     out = inputs.workdir / "probe"
     out.mkdir(parents=True, exist_ok=True)
     example = inputs.folder.serving_example_path()
@@ -97,15 +155,10 @@ def run_probe(inputs: GateInputs) -> dict[str, Any]:
     }
     plan_path = out / "plan.json"
     plan_path.write_bytes(orjson.dumps(plan))
-    argv = [sys.executable, "-m", "sustain.deploy_pipeline.release.probe", str(plan_path)]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT, env=child_env(), check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"the probe process did not finish in {PROBE_TIMEOUT:g} s"}
+    code, tail = probe.run(plan_path)
     report_path = out / "report.json"
-    if done.returncode != 0 or not report_path.exists():
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        return {"error": f"the probe process exited with {done.returncode}: {' / '.join(tail)}"}
+    if code != 0 or not report_path.exists():
+        return {"error": f"the probe process exited with {code}: {tail}"}
     report: dict[str, Any] = orjson.loads(report_path.read_bytes())
     return report
 

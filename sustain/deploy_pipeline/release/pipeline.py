@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from sustain.deploy_pipeline.release.datasets import evaluation_source, fetch, read_frame, training_source
 from sustain.deploy_pipeline.release.errors import RegistryUnavailable, TargetFailed
-from sustain.deploy_pipeline.release.gates import GateInputs, label_column, run_gates
+from sustain.deploy_pipeline.release.gates import GateInputs, ProbeRunner, label_column, run_gates
 from sustain.deploy_pipeline.release.mlflow_registry import MlflowRegistry, RunInfo, VersionInfo
 from sustain.deploy_pipeline.release.model_folder import ModelFolder
 from sustain.deploy_pipeline.release.monitoring import Monitoring, infer_spec, reference_table
@@ -115,6 +115,7 @@ class ReleasePipeline:
         base_dir: Path | None = None,
         gateway_url: str | None = None,
         make_candidate: Callable[[Work], Check] | None = None,
+        warm_probe: bool = True,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -125,6 +126,7 @@ class ReleasePipeline:
         self.gateway_url = gateway_url
         self.make_candidate = make_candidate
         self._tagger = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sustain-release-tags")
+        self.probe = ProbeRunner(warm=warm_probe)
         self._tags_sent: dict[tuple[str, str], dict[str, str]] = {}
 
     def bundle(self, model: str, version: str) -> Bundle:
@@ -167,6 +169,7 @@ class ReleasePipeline:
 
     def close(self) -> None:
         self._tagger.shutdown(wait=True, cancel_futures=False)
+        self.probe.close()
 
     # -- the stages --------------------------------------------------------------------------------
     def run(self, work: Work) -> Release:
@@ -236,7 +239,7 @@ class ReleasePipeline:
                 training=work.training,
                 tests=self._test_paths(work),
             )
-            results = run_gates(inputs)
+            results = run_gates(inputs, self.probe)
             stage.checks = results.checks
             work.reference_predictions = results.reference_predictions
             _verdict(stage, "test")

@@ -9,6 +9,9 @@ This module is started once per release with a JSON plan and writes a JSON repor
 * ``predictions`` — named data files (a holdout, the training data) predicted by a model (the candidate or
   the champion), written as JSON lists for the service to score and to profile.
 
+The service keeps one process started ahead (``--wait``: MLflow and pandas imported, no model loaded), so a
+release does not wait for those imports; each process serves one release and exits.
+
 Each part fails on its own, with the exception's text, so a report always says which part broke and why.
 Only the standard library, MLflow and pandas are imported: the probe runs wherever the model runs.
 """
@@ -150,13 +153,26 @@ def run(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    plan_path = Path(argv[1])
-    plan = json.loads(plan_path.read_text())
+    """``probe PLAN`` runs a plan; ``probe --wait`` imports MLflow and pandas first, then reads the path of its one
+    plan from stdin (a process started ahead of the release it serves: fresh, no model loaded yet)."""
     import logging
     import warnings
 
     warnings.simplefilter("ignore")  # a model's library warnings are not test failures here
     logging.getLogger("mlflow").setLevel(logging.ERROR)
+    if argv[1] == "--wait":
+        # Imported ahead, while no release waits.
+        import mlflow.models
+        import mlflow.pyfunc.scoring_server  # noqa: F401
+        import pandas  # noqa: F401
+
+        line = sys.stdin.readline().strip()
+        if not line:
+            return 0  # the service closed: no release came
+        plan_path = Path(line)
+    else:
+        plan_path = Path(argv[1])
+    plan = json.loads(plan_path.read_text())
     report = run(plan)
     Path(plan["report"]).write_text(json.dumps(report, default=str))
     return 0
