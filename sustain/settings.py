@@ -45,6 +45,9 @@ class Settings:
     max_reference_bytes: int = 512 * 1024 * 1024
     max_inflight_bytes: int = 256 * 1024 * 1024
     max_pending_events: int = 500_000
+    max_queue_seconds: float = 2.0  # refuse (429) events the writer would not commit within this long
+    max_write_requests: int = 32  # data-changing requests worked on at once; one more gets 429 at once
+    max_reference_rows: int = 1_000_000
     transform_interval: float = 10.0
     indicator_interval: float = 30.0
     engine: bool = True

@@ -13,6 +13,7 @@ from sustain.collector.metrics import ServiceMetrics
 from sustain.collector.service import Collector
 from sustain.errors import StoreError
 from sustain.settings import Settings
+from sustain.spec.secrets import EnvPolicy
 from sustain.store.base import Store
 from sustain.store.writer import Writer
 
@@ -35,6 +36,7 @@ class AppContext:
     engine: Engine | None = None  # None when the service runs with --no-engine
     alerting: Alerting | None = None
     metrics_registries: list[CollectorRegistry] = field(default_factory=list)  # exposed at /metrics beside ours
+    env_policy: EnvPolicy = field(default_factory=EnvPolicy)  # what ${NAME} action options may read
 
     @property
     def store(self) -> Store:

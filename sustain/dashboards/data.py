@@ -30,6 +30,7 @@ from sustain.errors import ValidationError
 from sustain.indicators.defaults import default_indicators
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery, IndicatorStore
 from sustain.spec import ModelSpec
+from sustain.spec.secrets import redact_spec_json
 from sustain.transforms.plan import ColumnPlan, TransformPlan
 from sustain.transforms.profile import OTHER, ColumnProfile, ReferenceProfile
 from sustain.transforms.protocols import Transformer, WindowStore
@@ -324,14 +325,15 @@ def model_view(sources: Sources, spec: ModelSpec, query: ModelQuery) -> JSONDict
         "labels": _labels(axis, index, ids),
         "quality": _quality(axis, index, ids),
         "alerts": _alerts(sources, spec.name, version, span),
-        "spec": spec.model_dump(mode="json", by_alias=True),
+        "spec": redact_spec_json(spec.model_dump(mode="json", by_alias=True)),
         "spec_yaml": spec_yaml(spec),
     }
 
 
 def spec_yaml(spec: ModelSpec) -> str:
-    """The spec as YAML, without the settings left at their defaults (``spec`` in the payload has them all)."""
-    body = spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    """The spec as YAML, without the settings left at their defaults (``spec`` in the payload has them all);
+    action secrets as ``***``."""
+    body = redact_spec_json(spec.model_dump(mode="json", by_alias=True, exclude_defaults=True))
     for key in ("features", "outputs"):  # written the way people write them: {name: {kind: ...}}
         if key in body:
             body[key] = {item.pop("name"): item for item in body[key]}

@@ -40,13 +40,15 @@ from pydantic import (
 
 from sustain.durations import format_duration, parse_duration
 from sustain.spec.alerts import ActionSpec, AlertRule, Threshold, conditions
+from sustain.spec.secrets import EnvPolicy, env_references
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
 OutputKind = Literal["class_label", "class_scores", "probability", "regression"]
 LabelKind = Literal["class_label", "regression"]
 
-MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-COLUMN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .:/()\[\]-]{0,127}$")
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # always fullmatch: "$" lets a trailing newline in
+COLUMN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .:/()\[\]-]{0,127}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_COLUMNS = frozenset({"prediction", "label"})
 
 
@@ -55,7 +57,7 @@ class _Strict(BaseModel):
 
 
 def _check_column_name(name: str, what: str) -> str:
-    if not COLUMN_NAME.match(name) or name != name.strip():
+    if not COLUMN_NAME.fullmatch(name) or name != name.strip():
         raise ValueError(
             f"{what} name {name!r} must be 1-128 characters: letters, digits, and _ . : / ( ) [ ] - or space, "
             "not starting with a symbol or space"
@@ -255,7 +257,7 @@ class ModelSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not MODEL_NAME.match(v):
+        if not MODEL_NAME.fullmatch(v):
             raise ValueError(
                 f"model name {v!r} must be 1-63 lowercase letters, digits, '_' or '-', starting with a letter "
                 "or digit (it names indices and URLs)"
@@ -348,10 +350,38 @@ class ModelSpec(_Strict):
         return None
 
 
+def check_env_references(spec: ModelSpec, policy: EnvPolicy) -> None:
+    """ValueError naming the first action option that reads an environment variable ``policy`` does not allow."""
+    for name, action in spec.actions.items():
+        for variable in env_references(action.options):
+            if not policy.allows(variable):
+                raise ValueError(
+                    f"action {name!r} of model {spec.name!r} reads ${{{variable}}}, which actions may not read; "
+                    f"use {policy.describe()}"
+                )
+
+
 class MonitorConfig(_Strict):
     """The contents of a ``sustain.yaml`` file."""
 
     models: list[ModelSpec] = Field(min_length=1)
+    action_env: list[str] = Field(
+        default_factory=list,
+        description="environment variables action options may read as ${NAME}, besides SUSTAIN_SECRET_*",
+    )
+
+    @field_validator("action_env")
+    @classmethod
+    def _action_env(cls, v: list[str]) -> list[str]:
+        bad = [n for n in v if not ENV_NAME.fullmatch(n)]
+        if bad:
+            raise ValueError(f"action_env lists {bad[0]!r}, which is not an environment variable name")
+        EnvPolicy(frozenset(v))  # refuses the service's own credentials
+        return v
+
+    @property
+    def env_policy(self) -> EnvPolicy:
+        return EnvPolicy(frozenset(self.action_env))
 
     @model_validator(mode="after")
     def _unique_models(self) -> MonitorConfig:
@@ -359,6 +389,8 @@ class MonitorConfig(_Strict):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"model names must be unique; repeated: {', '.join(repeated)}")
+        for model in self.models:
+            check_env_references(model, self.env_policy)
         return self
 
     def model(self, name: str) -> ModelSpec | None:
