@@ -50,6 +50,7 @@ class Settings:
     max_reference_rows: int = 1_000_000
     transform_interval: float = 10.0
     indicator_interval: float = 30.0
+    retention_interval: float = 60.0  # how often raw events, labels and dedup ids past their horizons go
     engine: bool = True
     alert_store: str = "duckdb:///./data/alerts.duckdb"  # where alert episodes live when the store is Elasticsearch
     demo_traffic: bool = False

@@ -20,7 +20,6 @@ from sustain.errors import ConfigError, SpecError
 from sustain.indicators.documents import IndicatorDoc
 from sustain.settings import Settings
 from sustain.spec.loader import load_config_text, parse_model_spec
-from sustain.spec.secrets import EnvPolicy
 from tests.helpers import CHURN_YAML, Receiver
 
 READ, WRITE, ADMIN = "read-token", "write-token", "admin-token"
@@ -136,7 +135,7 @@ def test_the_config_file_lists_what_actions_may_read(tmp_path: Path) -> None:
         load_config_text("action_env: [SUSTAIN_ADMIN_TOKENS]\n" + spec.replace("TEAM_SLACK", "SUSTAIN_SECRET_S"))
 
 
-def _alerting(tmp_path: Path, actions: dict[str, Any], policy: EnvPolicy | None = None) -> tuple[Alerting, Any]:
+def _alerting(tmp_path: Path, actions: dict[str, Any], policy: Any = None) -> tuple[Alerting, Any]:
     from sustain.backends.duckdb.alerts import DuckDBAlerts
     from sustain.backends.duckdb.documents import DuckDBIndicators
     from sustain.backends.duckdb.store import DuckDBStore
@@ -154,10 +153,13 @@ def _alerting(tmp_path: Path, actions: dict[str, Any], policy: EnvPolicy | None 
     store = DuckDBStore(f"duckdb:///{tmp_path / 'a.duckdb'}")
     store.put_spec(spec)
     docs = DuckDBIndicators(store)
-    return Alerting(store, docs, DuckDBAlerts(store), sleep=lambda s: None, env_policy=policy), spec
+    extra = {} if policy is None else {"env_policy": policy}
+    return Alerting(store, docs, DuckDBAlerts(store), sleep=lambda s: None, **extra), spec
 
 
 def test_actions_never_expand_a_variable_off_the_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sustain.spec.secrets import EnvPolicy
+
     monkeypatch.setenv("SUSTAIN_WRITE_TOKENS", "the-write-token")
     monkeypatch.setenv("LISTED", "fine")
     with Receiver() as receiver:

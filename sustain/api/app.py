@@ -87,7 +87,9 @@ def build_context(settings: Settings, backend: Backend | None = None) -> AppCont
     )
     if settings.engine:
         engine = backend.engine(
-            transform_interval=settings.transform_interval, indicator_interval=settings.indicator_interval
+            transform_interval=settings.transform_interval,
+            indicator_interval=settings.indicator_interval,
+            retention_interval=settings.retention_interval,
         )
         alerting = Alerting(store, engine.documents, backend.alert_store(settings), env_policy=env_policy)
         engine.listeners.append(alerting.on_indicators)

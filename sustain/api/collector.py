@@ -119,7 +119,9 @@ async def put_reference(model: str, request: Request, ctx: Ctx, version: Annotat
     filename = None
     if content_type and content_type.startswith("multipart/form-data"):
         body, content_type, filename = await _multipart_file(request, body)
-    info, parsed = await ctx.collector.put_reference(model, version, body, content_type, filename)
+    info, parsed = await ctx.collector.put_reference(
+        model, version, body, content_type, filename, max_rows=ctx.settings.max_reference_rows
+    )
     return json_response(
         200,
         {
@@ -270,7 +272,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["health"], summary="The store and writer accept work")
+@router.get(
+    "/readyz",
+    tags=["health"],
+    summary="The store and writer accept work; models whose transforms, indicators or reference failed are listed",
+)
 async def readyz(ctx: Ctx) -> JSON:
     problems = []
     if not ctx.writer.alive:
@@ -281,7 +287,11 @@ async def readyz(ctx: Ctx) -> JSON:
         problems.append(f"store: {exc}")
     if problems:
         return json_response(503, {"status": "unavailable", "problems": problems})
-    return json_response(200, {"status": "ready", "queue_events": ctx.writer.pending_events})
+    # One model's failure (a bad reference, a broken plugin) does not make the service unready: it keeps
+    # collecting for every model. It is listed here, per model and stage, until that stage runs again.
+    failing = ctx.engine.model_failures() if ctx.engine is not None else {}
+    body = {"status": "ready", "queue_events": ctx.writer.pending_events, "failing_models": failing}
+    return json_response(200, body)
 
 
 @router.get("/metrics", dependencies=[Read], tags=["health"], summary="Prometheus metrics")

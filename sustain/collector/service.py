@@ -147,12 +147,19 @@ class Collector:
 
     # -- reference ---------------------------------------------------------------------------
     async def put_reference(
-        self, model: str, version: str, body: bytes, content_type: str | None, filename: str | None = None
+        self,
+        model: str,
+        version: str,
+        body: bytes,
+        content_type: str | None,
+        filename: str | None = None,
+        max_rows: int | None = None,
     ) -> tuple[ReferenceInfo, ParsedReference]:
         spec = self.spec(model)
         if not version:
             raise ValidationError("version is required: PUT /v1/models/{model}/reference?version=3", field="version")
-        table = read_table(body, sniff_format(body, content_type, filename))
+        fmt = sniff_format(body, content_type, filename)
+        table = await asyncio.to_thread(read_table, body, fmt, max_rows)
         return await asyncio.to_thread(self.store_reference, spec, version, table)
 
     def store_reference(self, spec: ModelSpec, version: str, table: pa.Table) -> tuple[ReferenceInfo, ParsedReference]:

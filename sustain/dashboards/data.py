@@ -194,15 +194,28 @@ class Docs:
 
 
 # -- overview ------------------------------------------------------------------------------------
-def overview(sources: Sources, specs: Sequence[ModelSpec], span: TimeRange) -> JSONDict:
-    """Every model and version: status, traffic in the last hour, last alert and sparklines over ``span``."""
+def overview(
+    sources: Sources,
+    specs: Sequence[ModelSpec],
+    span: TimeRange,
+    failures: dict[str, list[dict[str, Any]]] | None = None,
+) -> JSONDict:
+    """Every model and version: status, traffic in the last hour, last alert and sparklines over ``span``, and
+    the model's ``failures`` (a stage of the engine that fails for it: transforms, indicators, reference)."""
     models = []
     for spec in specs:
-        plans = _plans(sources, spec)
-        latest = sources.documents.query(IndicatorQuery(model=spec.name, latest=True, limit=100_000))
-        versions = _unique([*spec.versions, spec.effective_default_version, *sorted(d.version for d in latest)])
-        cards = [_version_card(sources, spec, plans, span, v, [d for d in latest if d.version == v]) for v in versions]
-        models.append({"model": spec.name, "description": spec.description, "versions": cards})
+        failed = (failures or {}).get(spec.name, [])
+        try:
+            plans = _plans(sources, spec)
+            latest = sources.documents.query(IndicatorQuery(model=spec.name, latest=True, limit=100_000))
+            versions = _unique([*spec.versions, spec.effective_default_version, *sorted(d.version for d in latest)])
+            cards = [
+                _version_card(sources, spec, plans, span, v, [d for d in latest if d.version == v]) for v in versions
+            ]
+        except Exception as exc:  # one model that cannot be shown does not hide the others
+            cards = []
+            failed = [*failed, {"stage": "dashboard", "error": f"{type(exc).__name__}: {exc}"}]
+        models.append({"model": spec.name, "description": spec.description, "versions": cards, "failures": failed})
     return {"since": _iso(span.since), "until": _iso(span.until), "models": models}
 
 

@@ -186,6 +186,43 @@ class ReferenceSettings(_Strict):
     version: str | None = None
 
 
+class Retention(_Strict):
+    """How long the embedded engine keeps what grows with traffic.
+
+    ``events``: raw events (and labels) whose time is older than this are deleted once every transform has
+    folded them into the window aggregates; aggregates, indicator documents and alerts are kept. ``dedup``: an
+    event id that arrives again within this long of its first arrival is stored once (the dedup index holds
+    the ids of this long of traffic, about 100 bytes each, and no more).
+
+    >>> Retention().events, Retention().dedup
+    ('30d', '1h')
+    """
+
+    events: str = Field(default="30d", description="raw events and labels older than this are deleted")
+    dedup: str = Field(default="1h", description="a repeated event id is recognised for this long after it arrived")
+
+    @field_validator("events", "dedup")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if parse_duration(v) < 1:
+            raise ValueError(f"{v!r} is shorter than one second")
+        return format_duration(parse_duration(v))
+
+    @model_validator(mode="after")
+    def _dedup_within_events(self) -> Retention:
+        if parse_duration(self.dedup) > parse_duration(self.events):
+            raise ValueError("dedup may not be longer than events: deleted events cannot be told apart from new ones")
+        return self
+
+    @property
+    def events_seconds(self) -> float:
+        return parse_duration(self.events)
+
+    @property
+    def dedup_seconds(self) -> float:
+        return parse_duration(self.dedup)
+
+
 class IndicatorSpec(_Strict):
     """One indicator to compute; ``type`` names a registered indicator."""
 
@@ -253,6 +290,7 @@ class ModelSpec(_Strict):
         default="keep", description="keep undeclared features in the event's extra field, or reject the event"
     )
     cloudevents: CloudEventsMapping = Field(default_factory=CloudEventsMapping)
+    retention: Retention = Field(default_factory=Retention)
 
     @field_validator("name")
     @classmethod
