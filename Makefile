@@ -12,6 +12,7 @@ ES_TYPES := tests/es_types/node_modules/.installed
 ELASTALERT := .cache/elastalert-venv/.requirements.sha256
 CHROMIUM := /usr/bin/chromium
 REDIS := /usr/bin/redis-server
+SHELLCHECK := /usr/bin/shellcheck
 
 .PHONY: run test venv lint typecheck unit bench bench-drift clean
 
@@ -29,7 +30,7 @@ run: $(STAMP)
 	$(BIN)/sustain serve --config examples/sustain.yaml --demo-traffic --host $(HOST) --port $(PORT)
 
 ## make test: install what tests need, then lint, type checks and the whole suite.
-test: $(STAMP) $(ES_TYPES) $(ELASTALERT) $(CHROMIUM) $(REDIS)
+test: $(STAMP) $(ES_TYPES) $(ELASTALERT) $(CHROMIUM) $(REDIS) $(SHELLCHECK)
 	$(MAKE) lint typecheck unit
 
 # The web UI tests drive the distribution's Chromium through Playwright (no browser download at run time).
@@ -39,6 +40,10 @@ $(CHROMIUM):
 # Inference units run against a real Redis server on loopback, started by the tests themselves.
 $(REDIS):
 	apt-get update && apt-get install -y redis-server
+
+# compose/smoke.sh is checked with shellcheck (Debian's).
+$(SHELLCHECK):
+	apt-get update && apt-get install -y shellcheck
 
 # Elastic's published TypeScript API types and tsc: every generated Elasticsearch body is checked against them.
 $(ES_TYPES): tests/es_types/package.json tests/es_types/package-lock.json
@@ -52,17 +57,18 @@ $(ELASTALERT): tests/elastalert/requirements.txt tests/elastalert/setup_venv.sh
 	@touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check sustain tests benchmarks examples
-	$(BIN)/ruff format --check sustain tests benchmarks examples
+	$(BIN)/ruff check sustain tests benchmarks examples compose
+	$(BIN)/ruff format --check sustain tests benchmarks examples compose
 
 typecheck: $(STAMP)
-	$(BIN)/mypy sustain tests benchmarks examples/plugin
+	$(BIN)/mypy sustain tests benchmarks examples/plugin compose
 
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/categories.py
 	$(BIN)/python benchmarks/drift.py --setup
 
 bench-drift: $(STAMP)

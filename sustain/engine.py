@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sustain.errors import PluginError, SustainError
 from sustain.indicators.base import Indicator, IndicatorValue
@@ -44,6 +45,16 @@ log = logging.getLogger("sustain.engine")
 RECENT_WINDOWS = 48
 
 DocsListener = Callable[[list[IndicatorDoc]], None]
+
+
+class Ownership(Protocol):
+    """Which models this engine computes, when several engines (service replicas) share one store."""
+
+    def owns(self, model: str) -> bool:
+        """Whether this engine computes ``model`` now (called every transform run: it may renew a lease)."""
+
+    def release(self) -> None:
+        """Give up every model at once, so another replica takes over without waiting (on stop)."""
 
 
 @dataclass
@@ -110,7 +121,10 @@ class Engine:
         retention_interval: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         registry: Registry[type[Indicator]] | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
+        """``ownership``, when given, limits this engine to the models it holds (one writer per model among
+        replicas); without it the engine computes every model of the store."""
         self.store = store
         self.windows = windows
         self.runner = runner
@@ -130,6 +144,8 @@ class Engine:
         self.registry = registry
         self.indicators = IndicatorRunner(documents, timeout=indicator_timeout, registry=registry)
         self._started = False
+        self.ownership = ownership
+        self._owned: set[str] = set()
         self._failures: dict[tuple[str, str], ModelFailure] = {}
 
     # -- per-model failures ---------------------------------------------------------------------
@@ -179,8 +195,13 @@ class Engine:
         reports = []
         with self._lock:
             for spec in specs if specs is not None else self.store.list_specs():
+                if self.ownership is not None and not self.ownership.owns(spec.name):
+                    self._owned.discard(spec.name)
+                    continue
+                taken = spec.name not in self._owned  # first run, or a model taken over from another replica
+                self._owned.add(spec.name)
                 try:
-                    reports.extend(self._transform(spec))
+                    reports.extend(self._transform(spec, taken))
                 except Exception as exc:  # this model's failure, recorded on it; the others carry on
                     self._failed(spec.name, "transforms", exc)
                 else:
@@ -190,14 +211,14 @@ class Engine:
         self.stats.last_transform_seconds = time.perf_counter() - started
         return reports
 
-    def _transform(self, spec: ModelSpec) -> list[RunReport]:
+    def _transform(self, spec: ModelSpec, taken: bool) -> list[RunReport]:
         reports = []
         for plan in self.runner.plans(spec):
             report = self.runner.run_plan(plan)
             reports.append(report)
             dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
             dirty.plan = plan
-            if report.rebuilt or not self._started:
+            if report.rebuilt or not self._started or taken:
                 self._mark_recent(plan, report.rebuilt_from)
             dirty.windows.update(report.touched)
         return reports
@@ -224,6 +245,11 @@ class Engine:
                 closed = {k for k in d.open if k[1] + timedelta(seconds=d.plan.window_seconds) <= now}
                 d.windows |= closed
                 d.open -= closed
+            if self.ownership is not None:  # windows of models another replica computes now are its work
+                for d in self._dirty.values():
+                    if d.plan.model not in self._owned:
+                        d.windows.clear()
+                        d.open.clear()
             work = [(d.plan, sorted(d.windows, key=lambda k: k[1])) for d in self._dirty.values() if d.windows]
             for plan, keys in work:
                 dirty = self._dirty[plan.id]
@@ -313,6 +339,8 @@ class Engine:
         reports = []
         now = self.clock()
         for spec in self.store.list_specs():
+            if self.ownership is not None and spec.name not in self._owned:
+                continue  # another replica computes this model: its retention is that replica's work
             try:
                 with self._lock:  # never between a transform's read of the events and its checkpoint
                     report = self.retention.sweep(spec, now)
@@ -344,6 +372,8 @@ class Engine:
             self._thread.join(timeout)
             self._thread = None
         self.indicators.close()
+        if self.ownership is not None:
+            self.ownership.release()
 
     def _loop(self) -> None:
         next_transform = next_indicators = time.monotonic()

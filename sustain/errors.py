@@ -17,7 +17,8 @@ language::
     ├── ConfigError                   400  config_invalid
     ├── RegistryError                 400  registry
     ├── StoreError                    503  store_unavailable
-    └── PluginError                   500  plugin_failed
+    ├── PluginError                   500  plugin_failed
+    └── MissingDependency             500  missing_dependency  (also an ImportError)
 
 Third-party exceptions are translated at the boundary with
 ``raise StoreError(...) from exc`` so callers never need to know which library
@@ -136,3 +137,10 @@ class PluginError(SustainError):
 
     code = "plugin_failed"
     http_status = 500
+
+
+class MissingDependency(SustainError, ImportError):
+    """An optional package a feature needs is not installed; the message says what to install."""
+
+    code = "missing_dependency"
+    exit_code = 2

@@ -272,6 +272,9 @@ def test_live_engine_flags_injected_drift(es: Any) -> None:
         assert sample == engine.source.sample("live", windows[0].version, t0, t0 + timedelta(hours=1), ["f:x0"], 100, 7)
         joined = engine.source.labelled("live", windows[0].version, t0, t0 + timedelta(hours=1), ["f:x0"])
         assert sorted(joined.column("label").to_pylist()) == ["0", "1"]
+        drawn = engine.source.sample_labelled("live", windows[0].version, t0, t0 + timedelta(hours=1), ["f:x0"], 100, 7)
+        assert drawn.select(["f:x0"]) == sample  # the same events, with the label joined where there is one
+        assert drawn.column("label").null_count >= 98
     finally:
         store.close()
         remove_deployment(es, prefix, ["live"])

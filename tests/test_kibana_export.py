@@ -21,7 +21,7 @@ import pytest
 from sustain.backends.elasticsearch.documents import indicators_index_body
 from sustain.backends.elasticsearch.kibana import saved_objects, to_ndjson
 from sustain.backends.elasticsearch.mappings import events_data_stream
-from sustain.backends.elasticsearch.transforms import dest_index_body, events_index_template
+from sustain.backends.elasticsearch.transforms import dest_index_body, events_index_template, windows_alias
 from sustain.spec import ModelSpec
 from sustain.spec.loader import load_config_text
 from sustain.transforms.plan import plan_for
@@ -187,7 +187,7 @@ def mappings_by_title(prefix: str) -> dict[str, list[dict[str, Any]]]:
     by_title[f"{prefix}-events-*"] = list(events.values())
     by_title[f"{prefix}-indicators"] = [indicators_index_body()["mappings"]]
     for s in every:
-        by_title[f"{prefix}-windows-{s.name}-*"] = [
+        by_title[",".join(windows_alias(s.name, w, prefix) for w in s.windows)] = [
             dest_index_body(plan_for(s, w, None))["mappings"] for w in s.windows
         ]
     return by_title
@@ -336,3 +336,23 @@ def test_the_command_reports_bad_input_as_sentences(tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr
     no_config = run(cwd=tmp_path)
     assert no_config.returncode == 2 and "--config" in no_config.stderr
+
+
+def test_indicator_charts_bucket_by_the_window(export: tuple[str, list[dict[str, Any]]]) -> None:
+    """One bucket per indicator window: Kibana's automatic interval (30m on a 24h range) breaks hourly lines."""
+    prefix, objects = export
+    intervals = {}
+    for o in (o for o in objects if o["type"] == "lens"):
+        (layer,) = o["attributes"]["state"]["datasourceStates"]["formBased"]["layers"].values()
+        for column in layer["columns"].values():
+            if column["operationType"] == "date_histogram" and column["sourceField"] == "window_start":
+                intervals[o["id"]] = column["params"]["interval"]
+    assert intervals and "auto" not in intervals.values()
+    windows = {spec.name: set(spec.windows) for spec in specs()}
+    checked = 0
+    for lens_id, interval in intervals.items():
+        owners = [m for m in windows if lens_id.startswith(f"{prefix}-{m}-")]
+        if owners:  # a model's own chart: one of its windows (the overview takes the longest of all)
+            assert interval in windows[max(owners, key=len)], (lens_id, interval)
+            checked += 1
+    assert checked >= 3

@@ -504,7 +504,7 @@ def test_frequency_and_interval() -> None:
     assert day["frequency"] == "1m"
     assert day["pivot"]["group_by"]["bucket"]["date_histogram"]["fixed_interval"] == "86400s"
     assert day["sync"] == {"time": {"field": "event.ingested", "delay": "60s"}}
-    assert day["settings"]["max_page_search_size"] == 500
+    assert day["settings"]["max_page_search_size"] == 65_536 // (1 + 2 * 100)  # two categorical columns
     assert day["source"]["query"] == {"bool": {"filter": [{"term": {"model.id": {"value": "weird_names-2"}}}]}}
     with pytest.raises(ValueError, match="between 1s and 1h"):
         transform_body(plan_for(spec, "1d", None), frequency="2h")
@@ -522,14 +522,17 @@ def test_terms_size_covers_known_categories() -> None:
     aggs = body["pivot"]["aggregations"]
     assert aggs["c0__cat"]["terms"]["size"] == 100
     assert aggs["c1__cat"]["terms"]["size"] == 1000
-    assert body["settings"]["max_page_search_size"] == 65_536 // (1 + 3 + 1000)  # terms buckets per page bounded
+    # every terms aggregation full in every composite bucket of a page stays under search.max_buckets
+    assert body["settings"]["max_page_search_size"] == 65_536 // (1 + 100 + 1000)
 
 
 def test_page_size_keeps_terms_buckets_under_the_cluster_limit() -> None:
     features = {f"c{i}": "categorical" for i in range(60)}
     wide = plan_for(spec_of({"name": "wide", "features": features}), "1h", None)
     assert transform_body(wide)["settings"]["max_page_search_size"] == 10  # the smallest a transform accepts
-    assert transform_body(plan_for(spec_of(FULL), "1h", None))["settings"]["max_page_search_size"] == 500
+    full = plan_for(spec_of(FULL), "1h", None)
+    terms = sum(c.category_limit or 0 for c in full.columns)
+    assert transform_body(full)["settings"]["max_page_search_size"] == 65_536 // (1 + terms) < 500
 
 
 # -- field names and documents -------------------------------------------------------------------------
@@ -636,7 +639,7 @@ def test_event_document_and_bulk_lines() -> None:
 
 def test_ilm_policy_and_pipeline() -> None:
     phases = ilm_policy()["policy"]["phases"]
-    assert phases["hot"]["actions"]["rollover"]["max_age"] == "1d"
+    assert phases["hot"]["actions"]["rollover"]["max_age"] == "7d"
     assert phases["delete"] == {"min_age": "30d", "actions": {"delete": {}}}
     processors = ingest_pipeline()["processors"]
     assert processors == [{"set": {"field": "event.ingested", "value": "{{{_ingest.timestamp}}}"}}]

@@ -1,4 +1,9 @@
-"""``sustain indicators MODEL``: the latest indicator values of a model, as a table or JSON."""
+"""``sustain indicators MODEL``: the latest indicator values of a model, as a table or JSON.
+
+``indicators`` is a group whose default subcommand is ``show``: ``sustain indicators churn`` is
+``sustain indicators show churn``, and ``sustain indicators try ...`` (:mod:`sustain.cli.trial`) tries a plugin on
+two files. A model named like a subcommand is shown with ``sustain indicators show NAME``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,21 @@ from sustain.cli.app import app, fail, json_option, out, store_option, token_opt
 STATUS_STYLE = {"alert": "bold red", "warn": "yellow", "ok": "green", "error": "magenta", "insufficient": "dim"}
 
 
-@app.command()
+class ShowByDefault(click.Group):
+    """A group that runs ``show`` when the first argument names no subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@app.group(cls=ShowByDefault)
+def indicators() -> None:
+    """Indicator values of a model (`sustain indicators MODEL`), and trying a plugin on two files (`try`)."""
+
+
+@indicators.command("show")
 @click.argument("model")
 @url_option
 @token_option
@@ -25,7 +44,7 @@ STATUS_STYLE = {"alert": "bold red", "warn": "yellow", "ok": "green", "error": "
 @click.option("--history", is_flag=True, help="every window, not only the latest of each series")
 @click.option("--limit", type=int, default=200, help="at most this many documents")
 @json_option
-def indicators(
+def show(
     model: str,
     url: str,
     token: str | None,

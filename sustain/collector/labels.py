@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sustain.collector.categories import category_key
 from sustain.collector.envelope import MAX_ID_LENGTH, ItemError
 from sustain.collector.timestamps import parse_timestamps
 from sustain.errors import ValidationError
@@ -33,6 +34,7 @@ def _label_value(value: Any, spec: ModelSpec) -> Any:
         value = str(int(value))
     elif type(value) is not str:
         raise ValueError(f"a class label must be a string or an integer, got {type(value).__name__}")
+    value = category_key(value)  # the same keys as predicted classes (sustain.collector.categories)
     classes = spec.label.classes
     if classes and value not in classes:
         raise ValueError(f"label {value!r} is not one of the classes {classes}")

@@ -15,6 +15,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sustain.collector.categories import sanitize_categories
+from sustain.collector.values import CATEGORY_KINDS
 from sustain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
 from sustain.spec import ModelSpec
 from sustain.store.layout import Column, Layout, label_types
@@ -118,7 +120,10 @@ def _named(table: pa.Table) -> pa.Table:
 
 
 def _coerce(arr: pa.ChunkedArray, column: Column, source: str) -> pa.ChunkedArray:
-    return _finite(_cast(arr, column, source), source)
+    coerced = _cast(arr, column, source)
+    if column.kind in CATEGORY_KINDS:
+        return sanitize_categories(coerced)  # the same keys as the events' (sustain.collector.categories)
+    return _finite(coerced, source)
 
 
 def _finite(arr: pa.ChunkedArray, source: str) -> pa.ChunkedArray:

@@ -23,7 +23,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from sustain.collector.categories import sanitize_categories
 from sustain.store.layout import Column
+
+CATEGORY_KINDS = frozenset({"categorical", "class_label"})
 
 _TRUE = frozenset({"true", "True", "TRUE", "1", "yes"})
 _FALSE = frozenset({"false", "False", "FALSE", "0", "no"})
@@ -106,12 +109,16 @@ def _slow(values: list[Any], column: Column) -> tuple[list[Any], list[int]]:
 
 
 def to_arrow(values: list[Any], column: Column) -> tuple[pa.Array, list[int]]:
-    """The typed array for ``values`` and the positions whose value had the wrong type."""
+    """The typed array for ``values`` and the positions whose value had the wrong type.
+
+    Categories are made safe keys (:mod:`sustain.collector.categories`): no NUL, none empty, none too long.
+    """
     try:
         arr = pa.array(values, type=column.arrow_type, from_pandas=False)
+        bad: list[int] = []
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        arr = None
-    if arr is not None:
-        return arr, []
-    cleaned, bad = _slow(values, column)
-    return pa.array(cleaned, type=column.arrow_type), bad
+        cleaned, bad = _slow(values, column)
+        arr = pa.array(cleaned, type=column.arrow_type)
+    if column.kind in CATEGORY_KINDS:
+        arr = sanitize_categories(arr)
+    return arr, bad

@@ -157,7 +157,7 @@ class Trainer:
         self.server.server_close()
 
 
-def _start_service(directory: Path, port: int, say: Say) -> tuple[Any, Any, str]:
+def _start_service(directory: Path, port: int, say: Say) -> tuple[Any, threading.Thread, str]:
     import uvicorn
 
     from sustain.api.app import build_context, create_app
@@ -180,7 +180,7 @@ def _start_service(directory: Path, port: int, say: Say) -> tuple[Any, Any, str]
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return server, ctx, url
+                return server, thread, url
         except httpx.HTTPError:
             time.sleep(0.1)
     raise ConfigError(f"the demo's sustain service did not start on port {port}")
@@ -258,7 +258,7 @@ def _describe(found: dict[str, Any]) -> str:
 
 
 def run_demo(
-    port: int | None, directory: Path | None, say: Say, keep_serving: bool = False, max_seconds: float = 150.0
+    port: int | None, directory: Path | None, say: Say, keep_serving: bool = False, max_seconds: float = 300.0
 ) -> dict[str, Any]:
     """Run the story; return a summary (dashboard URL, alert id, the new version)."""
     logging.getLogger("sustain").setLevel(logging.ERROR)
@@ -286,7 +286,7 @@ def run_demo(
     os.environ["SUSTAIN_DEMO_SECRET"] = secret
     trainer = Trainer(url, secret.encode(), registry, examples, say)
     os.environ["SUSTAIN_DEMO_TRAINER"] = trainer.url
-    server, _, url = _start_service(work, port, say)
+    server, server_thread, url = _start_service(work, port, say)
     say(f"sustain is serving {MODEL}: dashboard {url}/models/{MODEL}   API {url}/docs")
     predicted, scores = examples.predict(model, frame)
     reference = frame.assign(prediction=predicted, label=truth)
@@ -360,7 +360,7 @@ def run_demo(
         traffic.join(10)
         trainer.close()
         server.should_exit = True
-        time.sleep(0.5)
+        server_thread.join(60)  # the service's shutdown stops the engine; the process must not end before it
 
 
 def _watch(url: str, version: str, seconds: float, say: Say) -> None:

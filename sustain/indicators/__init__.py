@@ -8,9 +8,10 @@ Write your own::
         name = "mean_age"
 
         def compute(self, ctx):
-            age = ctx.window.numeric("f:age")
-            yield IndicatorValue("age", age.mean if age else None)
+            ages = ctx.rows(2000).frame()["age"]  # a seeded sample of the window, under the spec's names
+            yield IndicatorValue("age", ages.mean() if ages.notna().any() else None, n=int(ages.notna().sum()))
 
+(``ctx.window`` holds the window's aggregates over every event; ``ctx.reference_rows()`` the reference's sample)
 and register it through the ``sustain.indicators`` entry-point group, or name
 its module under ``plugins:`` in the monitor spec.
 """
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from sustain.indicators.base import Indicator, IndicatorValue, Status
     from sustain.indicators.context import WindowContext
     from sustain.indicators.registry import indicators, register
+    from sustain.indicators.rows import Rows
 
 # Names load on first use: the window context pulls in pyarrow and the transforms, which the one-shot
 # ``sustain drift`` report (it imports ``sustain.indicators.decide``) does not need.
@@ -33,10 +35,11 @@ _HOME = {
     "IndicatorValue": "base",
     "Status": "base",
     "WindowContext": "context",
+    "Rows": "rows",
     "indicators": "registry",
     "register": "registry",
 }
 
-__all__ = ["Indicator", "IndicatorValue", "Status", "WindowContext", "indicators", "register"]
+__all__ = ["Indicator", "IndicatorValue", "Rows", "Status", "WindowContext", "indicators", "register"]
 
 __getattr__, __dir__ = _lazy_attributes(__name__, _HOME, __all__, globals())

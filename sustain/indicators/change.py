@@ -59,6 +59,20 @@ class _Series:
 
 
 class ChangeDetector(Indicator):
+    """A streaming detector on one series of another indicator's values, one closed window at a time.
+
+    The p95 latency sits near 80 ms for fifteen hours, then near 95 ms; after the five warm-up windows that set
+    its scale, Page–Hinkley flags the change on the second window after it:
+
+    >>> from sustain.indicators.checks import series_contexts
+    >>> p95 = [80.3, 79.7, 81.3, 80.2, 78.9, 80.7, 82.6, 81.9, 78.6, 77.5, 78.8, 80.1, 75.3, 79.6, 77.5,
+    ...        93.5, 93.9, 94.4, 95.8, 97.1]
+    >>> detector = ChangeDetector(watch="latency", metric="p95", warmup=5)
+    >>> statuses = [v.status for ctx in series_contexts("latency", p95, metric="p95") for v in detector.compute(ctx)]
+    >>> statuses[:5], statuses.index("alert")
+    (['insufficient', 'insufficient', 'insufficient', 'insufficient', 'insufficient'], 16)
+    """
+
     name = "change"
     description = "streaming change detection on another indicator's series"
 

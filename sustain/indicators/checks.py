@@ -20,13 +20,14 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
+from sustain.durations import parse_duration
 from sustain.indicators.base import STATUSES, Indicator, IndicatorValue
 from sustain.indicators.context import WindowContext, select_columns
 from sustain.registry import Registry
@@ -61,8 +62,44 @@ def sample_context(
     labels: bool = True,
     seed: int = 0,
     spec: dict[str, Any] | None = None,
+    earlier: Sequence[dict[str, float] | None] = (),
+    edit: Callable[[list[dict[str, Any]]], object] | None = None,
 ) -> WindowContext:
-    """A closed one-hour window of synthetic events (optionally drifted) with its reference profile."""
+    """A closed one-hour window of synthetic events (optionally drifted) with its reference profile.
+
+    ``earlier`` adds windows of ``rows`` events before it, one per entry (its drift, or None), oldest first;
+    ``edit`` may change the window's events before they are collected (lose values, add errors).
+    """
+    from sustain.synthetic import SyntheticModel
+
+    model_spec = ModelSpec.model_validate(spec or SAMPLE_SPEC)
+    synthetic = SyntheticModel(model_spec, seed=seed)
+    reference_table = pa.table(synthetic.reference(2000)) if reference else None
+    events = synthetic.events(rows, drift)
+    truth = synthetic.labels_for(events) if labels and model_spec.label is not None and rows else None
+    before = [synthetic.events(rows, d) for d in earlier]
+    if edit is not None:
+        edit(events)
+    return embedded_context(model_spec, events, reference=reference_table, labels=truth, seed=seed, earlier=before)
+
+
+def embedded_context(
+    spec: ModelSpec,
+    events: list[dict[str, Any]],
+    *,
+    reference: pa.Table | Mapping[str, Sequence[Any]] | None = None,
+    labels: Sequence[Any] | None = None,
+    seed: int = 0,
+    earlier: Sequence[list[dict[str, Any]]] = (),
+) -> WindowContext:
+    """The window of ``events`` as the service builds it: collected into an in-memory embedded store, aggregated
+    by the same transforms, with the profile of ``reference`` (columns as a reference file holds them: features
+    and outputs by name, class scores as ``<output>.<class>``, ``label``; a table or a mapping of columns).
+
+    Events (``{"features": ..., "outputs": ...}``, an ``error`` if you like) are spread over one window of the
+    spec's longest length; ``labels`` holds one label per event (None: not labelled). ``earlier`` holds the
+    events of the windows before it, oldest first (for indicators that read ``ctx.history()``).
+    """
     from sustain.backends.duckdb.runner import TransformRunner
     from sustain.backends.duckdb.sources import DuckDBWindowSource
     from sustain.backends.duckdb.store import DuckDBStore
@@ -71,46 +108,73 @@ def sample_context(
     from sustain.collector.labels import parse_labels
     from sustain.collector.reference import to_layout
     from sustain.store.base import EventBatch
-    from sustain.synthetic import SyntheticModel
     from sustain.transforms.references import profile_reference
-
-    model_spec = ModelSpec.model_validate(spec or SAMPLE_SPEC)
-    store = DuckDBStore("duckdb:///:memory:")
-    store.put_spec(model_spec)
-    windows = DuckDBWindows(store)
-    synthetic = SyntheticModel(model_spec, seed=seed)
-    if reference:
-        store.put_reference(model_spec.name, "1", to_layout(model_spec, pa.table(synthetic.reference(2000))).table)
-        profile_reference(store, windows, model_spec, "1")
-    events = synthetic.events(rows, drift)
-    for i, event in enumerate(events):
-        event["request_id"] = f"r{i}"
-        event["timestamp"] = (START + timedelta(seconds=3599 * i / max(rows, 1))).isoformat()
-        event["latency_ms"] = 5.0 + i % 40
-    now = START + timedelta(days=1)
-    if rows:
-        store.append_events([EventBatch(model_spec.name, parse_events(model_spec, events, now).table)])
-    if labels and model_spec.label is not None and rows:
-        truth = synthetic.labels_for(events)
-        batch, _ = parse_labels(model_spec, [{"request_id": f"r{i}", "label": y} for i, y in enumerate(truth)], now)
-        store.append_labels([batch])
-    runner = TransformRunner(store, windows)
-    (plan,) = runner.plans(model_spec)
-    runner.run_plan(plan)
-    found = windows.read_windows(plan)
     from sustain.transforms.window import WindowAggregates
 
-    window = found[0] if found else WindowAggregates(model_spec.name, "1", "1h", START, START + timedelta(hours=1))
-    profile = windows.binning_profile(model_spec)
+    longest = max(spec.windows, key=parse_duration)
+    spec = spec.model_copy(update={"windows": [longest]})
+    seconds = parse_duration(longest)
+    length = timedelta(seconds=seconds)
+    start = datetime.fromtimestamp(START.timestamp() // seconds * seconds, UTC)  # where windows of that length begin
+    store = DuckDBStore("duckdb:///:memory:")
+    store.put_spec(spec)
+    windows = DuckDBWindows(store)
+    if reference is not None:
+        table = reference if isinstance(reference, pa.Table) else pa.table(dict(reference))
+        store.put_reference(spec.name, "1", to_layout(spec, table).table)
+        profile_reference(store, windows, spec, "1")
+    now = start + max(timedelta(days=1), length + timedelta(hours=1))  # the window is closed
+    batches = [*earlier, events]
+    for back, batch in enumerate(reversed(batches)):
+        begins, prefix = start - back * length, f"e{back}-" if back else ""
+        stamped = [
+            {
+                **e,
+                "request_id": f"{prefix}r{i}",
+                "timestamp": (begins + timedelta(seconds=(seconds - 1) * i / max(len(batch), 1))).isoformat(),
+                "latency_ms": 5.0 + i % 40,
+            }
+            for i, e in enumerate(batch)
+        ]
+        if stamped:
+            store.append_events([EventBatch(spec.name, parse_events(spec, stamped, now).table)])
+    given = [{"request_id": f"r{i}", "label": y} for i, y in enumerate(labels or []) if y is not None]
+    if spec.label is not None and given:
+        batch, _ = parse_labels(spec, given, now)
+        store.append_labels([batch])
+    runner = TransformRunner(store, windows)
+    (plan,) = runner.plans(spec)
+    runner.run_plan(plan)
+    found = [w for w in windows.read_windows(plan) if w.start == start]
+    window = found[0] if found else WindowAggregates(spec.name, "1", longest, start, start + length)
     return WindowContext(
-        spec=model_spec,
+        spec=spec,
         plan=plan,
         window=window,
-        reference=profile,
-        columns=select_columns(model_spec, plan, None),
+        reference=windows.binning_profile(spec),
+        columns=select_columns(spec, plan, None),
         source=DuckDBWindowSource(store, windows),
         seed=seed,
     )
+
+
+def series_contexts(
+    watch: str, values: Sequence[float | None], *, feature: str | None = None, metric: str | None = None
+) -> list[WindowContext]:
+    """Consecutive closed hourly windows in which the indicator ``watch`` gave ``values``, one each (for
+    indicators that read other indicators' values, such as ``change``). No events: only the values."""
+    from sustain.transforms.plan import plan_for
+    from sustain.transforms.window import WindowAggregates
+
+    spec = ModelSpec.model_validate(SAMPLE_SPEC)
+    plan = plan_for(spec, "1h", None)
+    contexts = []
+    for i, value in enumerate(values):
+        begins = START + timedelta(hours=i)
+        window = WindowAggregates(spec.name, "1", "1h", begins, begins + timedelta(hours=1))
+        seen = {watch: [IndicatorValue(feature, value, metric=metric)]}
+        contexts.append(WindowContext(spec, plan, window, None, list(plan.columns), values=seen))
+    return contexts
 
 
 def _values(indicator: Indicator, ctx: WindowContext) -> list[IndicatorValue]:
@@ -140,7 +204,12 @@ def check_params_are_stored_under_their_names(indicator: Indicator) -> None:
 
 
 def check_values_are_well_formed(indicator: Indicator) -> None:
-    for v in _values(indicator, sample_context()):
+    assert_well_formed(_values(indicator, sample_context()))
+
+
+def assert_well_formed(values: list[IndicatorValue]) -> None:
+    """Known statuses, finite numbers, p-values in [0, 1], details that serialise to JSON."""
+    for v in values:
         assert v.status in STATUSES, f"status {v.status!r} is not one of {STATUSES}"
         for field in ("value", "p_value", "threshold"):
             number = getattr(v, field)

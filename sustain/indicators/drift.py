@@ -44,7 +44,19 @@ from sustain.transforms.profile import ColumnProfile
 
 
 class DataDrift(Indicator):
-    """Per-column drift against the reference, with false-alarm control across columns."""
+    """Per-column drift against the reference, with false-alarm control across columns.
+
+    Customers half a standard deviation older than in the reference: age drifts, and so do the scores and the
+    predicted class that follow from it; the last value is the share of columns that drifted.
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> values = list(DataDrift().compute(sample_context(rows=1000, drift={"age": 0.5})))
+    >>> [(v.feature, v.status) for v in values]
+    [('age', 'alert'), ('income', 'ok'), ('plan', 'ok'), ('active', 'ok'), ('note', 'ok'), ('prediction', 'alert'),
+     ('proba.no', 'alert'), ('proba.yes', 'alert'), (None, 'alert')]
+    >>> values[-1].value, values[-1].details["drifted"]
+    (0.5, ['age', 'prediction', 'proba.no', 'proba.yes'])
+    """
 
     name = "drift"
     description = "distribution shift of each feature and output against the reference"

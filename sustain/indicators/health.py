@@ -25,7 +25,13 @@ from sustain.indicators.context import WindowContext
 
 
 class Traffic(Indicator):
-    """Events per window (and per second), for dashboards and flatline rules."""
+    """Events per window (and per second), for dashboards and flatline rules.
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> (traffic,) = Traffic(min_events=1000).compute(sample_context(rows=720))  # an hour of 720 events
+    >>> traffic.value, traffic.details["per_second"], traffic.status
+    (720.0, 0.2, 'alert')
+    """
 
     name = "traffic"
     description = "events in the window"
@@ -49,7 +55,12 @@ class Traffic(Indicator):
 
 
 class Latency(Indicator):
-    """p50, p95 and p99 latency (milliseconds) read from the window's latency histogram."""
+    """p50, p95 and p99 latency (milliseconds) read from the window's latency histogram.
+
+    >>> from sustain.indicators.checks import sample_context  # latencies of 5 to 44 ms, evenly
+    >>> [(v.metric, round(v.value, 1), v.status) for v in Latency(p95_ms=50).compute(sample_context(rows=720))]
+    [('p50', 24.7, 'ok'), ('p95', 52.4, 'alert'), ('p99', 55.5, 'ok'), ('mean', 24.5, 'ok')]
+    """
 
     name = "latency"
     description = "latency quantiles (ms) from a log-spaced histogram, within one bin of the exact value"
@@ -82,7 +93,15 @@ class Latency(Indicator):
 
 
 class ErrorRate(Indicator):
-    """Share of events the model answered with an error."""
+    """Share of events the model answered with an error.
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> def time_out(events):
+    ...     for e in events[::25]:
+    ...         e["error"] = "timeout"
+    >>> [(v.value, v.status, v.threshold) for v in ErrorRate().compute(sample_context(rows=400, edit=time_out))]
+    [(0.04, 'warn', 0.05)]
+    """
 
     name = "error_rate"
     description = "share of events carrying the model's error"

@@ -83,6 +83,16 @@ def _strings(table: pa.Table, column: str) -> list[str | None]:
 
 
 class LabelMetrics(Indicator):
+    """The window's events joined with their labels: coverage, label lag, and the model's metrics.
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> values = {v.metric: v.value for v in LabelMetrics().compute(sample_context(rows=600))}
+    >>> values["coverage"], round(values["lag_p50_seconds"] / 3600, 1)  # every label came about a day later
+    (1.0, 23.5)
+    >>> round(values["accuracy"], 3), round(values["f1"], 3), round(values["roc_auc"], 3)
+    (0.853, 0.839, 0.929)
+    """
+
     name = "label_metrics"
     description = "metrics of the joined labels, label coverage and label lag"
     needs_labels = True
@@ -192,6 +202,14 @@ class LabelMetrics(Indicator):
 
 
 class EstimatedPerformance(Indicator):
+    """Classification metrics estimated from the model's scores while the labels are missing, with an interval.
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> (accuracy,) = EstimatedPerformance(metrics=["accuracy"]).compute(sample_context(rows=600, labels=False))
+    >>> round(accuracy.value, 2), accuracy.details["low"] < accuracy.value < accuracy.details["high"]
+    (0.86, True)
+    """
+
     name = "estimated_performance"
     description = "classification metrics estimated from calibrated scores, before labels arrive"
 

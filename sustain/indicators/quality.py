@@ -84,6 +84,17 @@ class _Share(Indicator):
 
 
 class MissingValues(_Share):
+    """Share of events missing each feature, alerting above the reference's own rate plus ``tolerance``.
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> def lose_incomes(events):  # a fifth of the incomes lost upstream
+    ...     for e in events[::5]:
+    ...         e["features"]["income"] = None
+    >>> ctx = sample_context(rows=400, edit=lose_incomes)
+    >>> [(v.feature, v.value, v.status) for v in MissingValues().compute(ctx) if v.feature in ("age", "income")]
+    [('age', 0.0, 'ok'), ('income', 0.2, 'alert')]
+    """
+
     name = "missing"
     description = "share of events where the feature is missing, against the reference's rate"
 
@@ -107,6 +118,17 @@ class MissingValues(_Share):
 
 
 class TypeErrors(_Share):
+    """Share of events whose value had the wrong type for its feature (stored as missing, listed as invalid).
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> def spell_out(events):
+    ...     for e in events[::10]:
+    ...         e["features"]["age"] = "forty"
+    >>> ctx = sample_context(rows=400, edit=spell_out)
+    >>> [(v.feature, v.value, v.status) for v in TypeErrors().compute(ctx) if v.value]
+    [('age', 0.1, 'alert')]
+    """
+
     name = "type_errors"
     description = "share of events whose value had the wrong type (stored as null, listed in 'invalid')"
 
@@ -119,6 +141,16 @@ class TypeErrors(_Share):
 
 
 class OutOfRange(_Share):
+    """Share of values outside the ``range`` the spec declares for a numeric feature.
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> def too_old(events):  # the spec allows ages 0 to 120
+    ...     for e in events[::20]:
+    ...         e["features"]["age"] = 150.0
+    >>> [(v.feature, v.value, v.status) for v in OutOfRange().compute(sample_context(rows=400, edit=too_old))]
+    [('age', 0.05, 'alert')]
+    """
+
     name = "out_of_range"
     description = "share of values outside the range the spec declares"
 
@@ -133,6 +165,17 @@ class OutOfRange(_Share):
 
 
 class UnseenCategories(_Share):
+    """Share of values in categories neither the spec nor the reference knows, the commonest named.
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> def new_plan(events):
+    ...     for e in events[::8]:
+    ...         e["features"]["plan"] = "enterprise"
+    >>> (plan, prediction) = UnseenCategories().compute(sample_context(rows=400, edit=new_plan))
+    >>> plan.feature, plan.value, plan.status, plan.details["unseen"]
+    ('plan', 0.125, 'alert', {'enterprise': 50})
+    """
+
     name = "unseen_categories"
     description = "share of values in categories neither the spec nor the reference knows"
 

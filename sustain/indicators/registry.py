@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from types import ModuleType
+from typing import Any
 
 from sustain.errors import PluginError, RegistryError, SpecError
 from sustain.indicators.base import Indicator
@@ -70,18 +71,23 @@ def build(spec: IndicatorSpec, registry: Registry[type[Indicator]] | None = None
         cls = (indicators if registry is None else registry).get(spec.type)
     except RegistryError as exc:
         raise SpecError(str(exc), field="indicators.type") from None
+    return construct(cls, spec.params, type_name=spec.type, spec_id=spec.id)
+
+
+def construct(cls: type[Indicator], params: dict[str, Any], *, type_name: str, spec_id: str) -> Indicator:
+    """``cls(**params)``, with a spec error naming an unknown parameter or a value the constructor refused."""
     accepted = [
         n
         for n, p in inspect.signature(cls.__init__).parameters.items()
         if (n != "self" and p.kind is p.KEYWORD_ONLY) or (n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD)
     ]
-    for key in spec.params:
+    for key in params:
         if key not in accepted:
             raise SpecError(
-                f"indicator {spec.type!r} has no parameter {key!r}; it takes: {', '.join(accepted) or 'nothing'}",
-                field=f"indicators.{spec.id}.params.{key}",
+                f"indicator {type_name!r} has no parameter {key!r}; it takes: {', '.join(accepted) or 'nothing'}",
+                field=f"indicators.{spec_id}.params.{key}",
             )
     try:
-        return cls(**spec.params)
+        return cls(**params)
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"indicator {spec.id!r}: {exc}", field=f"indicators.{spec.id}.params") from None
+        raise SpecError(f"indicator {spec_id!r}: {exc}", field=f"indicators.{spec_id}.params") from None

@@ -35,6 +35,18 @@ from sustain.transforms.window import CategorySummary, NumericSummary, WindowAgg
 
 
 class PredictionStability(Indicator):
+    """Each output's distribution against the previous window's, decided as drift is.
+
+    >>> from sustain.indicators.checks import sample_context
+    >>> calm = sample_context(rows=800, earlier=[None])  # this hour and the one before, alike
+    >>> [(v.feature, v.status) for v in PredictionStability().compute(calm)]
+    [('prediction', 'ok'), ('proba.no', 'ok'), ('proba.yes', 'ok')]
+    >>> moved = sample_context(rows=800, drift={"age": 2.0}, earlier=[None])  # older customers this hour
+    >>> values = list(PredictionStability().compute(moved))
+    >>> [(v.feature, v.status) for v in values], values[0].details["previous_window"]
+    ([('prediction', 'alert'), ('proba.no', 'alert'), ('proba.yes', 'alert')], '2026-01-05T09:00:00+00:00')
+    """
+
     name = "stability"
     description = "each output's distribution against the previous window"
 

@@ -58,6 +58,10 @@ def column_kinds(spec: ModelSpec) -> dict[str, str]:
     return kinds
 
 
+CATEGORY_LIMIT = 100
+MAX_CATEGORY_LIMIT = 1000
+
+
 @dataclass(frozen=True)
 class ColumnPlan:
     column: str  # storage column (f:age, o:proba:churn)
@@ -66,6 +70,22 @@ class ColumnPlan:
     shift: float = 0.0
     categories: tuple[str, ...] | None = None  # known categories (spec or reference), for engines that need them
     range: tuple[float, float] | None = None  # the spec's allowed range: values outside are counted
+
+    @property
+    def category_limit(self) -> int | None:
+        """How many categories a window keeps per categorical column: the rest are counted together under
+        ``OTHER``, alike in every engine (Elasticsearch's ``terms`` aggregation returns only that many).
+
+        At least :data:`CATEGORY_LIMIT`, more when the spec or the reference knows more, at most
+        :data:`MAX_CATEGORY_LIMIT`; None for other kinds (booleans have two).
+
+        >>> wide = ColumnPlan("f:c", "categorical", categories=tuple(map(str, range(300))))
+        >>> [c.category_limit for c in (ColumnPlan("f:c", "categorical"), wide, ColumnPlan("f:b", "boolean"))]
+        [100, 300, None]
+        """
+        if self.kind != "categorical":
+            return None
+        return min(MAX_CATEGORY_LIMIT, max(CATEGORY_LIMIT, len(self.categories or ())))
 
     @property
     def feature(self) -> str:

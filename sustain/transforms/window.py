@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sustain.transforms.bins import OTHER
 from sustain.transforms.plan import TransformPlan
 
 ADDITIVE = frozenset({"rows", "errors", "count", "missing", "invalid", "sum", "sumsq", "bin", "cat", "oor"})
@@ -111,6 +112,23 @@ class CategorySummary:
     def total(self) -> int:
         """Events in the window: with a value, missing, or with a value of the wrong type."""
         return self.count + self.missing + self.invalid
+
+    def capped(self, limit: int | None) -> CategorySummary:
+        """The ``limit`` most frequent categories (ties by name), the others counted together under ``OTHER``.
+
+        What Elasticsearch's ``terms`` aggregation keeps of a window (count descending, then key), so both
+        engines hold the same counts; the remainder keeps :attr:`count` unchanged.
+
+        >>> CategorySummary({"a": 5, "b": 3, "c": 3, "d": 1}).capped(2).counts
+        {'a': 5, 'b': 3, '__other__': 4}
+        """
+        named = {k: v for k, v in self.counts.items() if k != OTHER}
+        if limit is None or len(named) <= limit:
+            return self
+        ranked = sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))
+        kept = dict(ranked[:limit])
+        kept[OTHER] = self.counts.get(OTHER, 0) + sum(count for _, count in ranked[limit:])
+        return CategorySummary(kept, self.missing, self.invalid)
 
     def __iadd__(self, other: CategorySummary) -> CategorySummary:
         for k, v in other.counts.items():
@@ -220,6 +238,10 @@ def from_long_rows(
                 bins = [0] * (len(col.edges) + 1) if col.edges is not None else []
                 num = window.columns[column] = NumericSummary(shift=col.shift, bins=bins)
             _apply_numeric(num, stat, key, value)
+    for col in plan.columns:
+        summary = window.columns.get(col.column)
+        if isinstance(summary, CategorySummary):
+            window.columns[col.column] = summary.capped(col.category_limit)
     return window
 
 

@@ -1,8 +1,8 @@
 """An example indicator plugin for sustain: the entropy of a classifier's scores.
 
 >>> from sustain.indicators.checks import sample_context
->>> [v.status for v in PredictionEntropy().compute(sample_context(rows=300))]
-['ok']
+>>> [(v.feature, v.status, round(v.value, 3)) for v in PredictionEntropy().compute(sample_context(rows=300))]
+[('proba', 'ok', 0.53)]
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from sustain.indicators import Indicator, IndicatorValue, WindowContext
+from sustain.indicators import Indicator, IndicatorValue, Status, WindowContext
+
+METHOD = "mean normalised entropy"
 
 
 def mean_entropy(scores: np.ndarray) -> float:
@@ -29,43 +31,19 @@ class PredictionEntropy(Indicator):
     needs_reference = True
 
     def __init__(self, margin: float = 0.1, sample_size: int = 2000, min_samples: int = 50) -> None:
-        self.margin = margin
-        self.sample_size = sample_size
-        self.min_samples = min_samples
+        self.margin, self.sample_size, self.min_samples = margin, sample_size, min_samples
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:
-        for output in ctx.spec.outputs:
-            if output.kind != "class_scores" or not output.classes:
+        window, reference = ctx.rows(self.sample_size), ctx.reference_rows()  # window.n of window.total events
+        for output in [o.name for o in ctx.spec.outputs if o.kind == "class_scores"]:
+            now, before = window.frame([output]).dropna().to_numpy(), reference.frame([output]).dropna().to_numpy()
+            if len(now) < self.min_samples or len(before) == 0:
+                reason = "needs the window's scores and a reference with scores"
+                yield IndicatorValue(output, None, "insufficient", n=len(now), details={"reason": reason})
                 continue
-            columns = [f"o:{output.name}:{c}" for c in output.classes]
-            window = ctx.sample(columns, self.sample_size)
-            rows = (
-                np.column_stack([np.asarray(window.column(c).to_numpy(zero_copy_only=False), float) for c in columns])
-                if window.num_rows
-                else np.empty((0, len(columns)))
-            )
-            rows = rows[~np.isnan(rows).any(axis=1)]
-            reference = ctx.reference.sample if ctx.reference is not None else {}
-            if any(c not in reference for c in columns) or len(rows) < self.min_samples:
-                yield IndicatorValue(
-                    output.name,
-                    None,
-                    status="insufficient",
-                    n=len(rows),
-                    details={"reason": "needs the window's scores and a reference with scores"},
-                )
-                continue
-            ref_rows = np.array([[v if v is not None else np.nan for v in reference[c]] for c in columns], float).T
-            ref_rows = ref_rows[~np.isnan(ref_rows).any(axis=1)]
-            baseline = mean_entropy(ref_rows)
-            value = mean_entropy(rows)
-            limit = baseline + self.margin
+            base, value = mean_entropy(before), mean_entropy(now)
+            limit = base + self.margin
+            status: Status = "alert" if value > limit else "ok"
             yield IndicatorValue(
-                output.name,
-                value,
-                status="alert" if value > limit else "ok",
-                threshold=limit,
-                n=len(rows),
-                method="mean normalised entropy",
-                details={"reference": baseline},
+                output, value, status, threshold=limit, n=len(now), method=METHOD, details={"reference": base}
             )

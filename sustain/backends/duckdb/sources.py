@@ -22,11 +22,23 @@ class DuckDBWindowSource:
     def sample(
         self, model: str, version: str, start: datetime, end: datetime, columns: Sequence[str], n: int, seed: int
     ) -> pa.Table:
-        cols = ", ".join(quote(c) for c in columns)
-        # Sample after filtering: DuckDB applies USING SAMPLE before WHERE in the same SELECT.
+        return self.store.sql(_sample_sql(model, [quote(c) for c in columns], n, seed), [version, start, end])
+
+    def sample_labelled(
+        self, model: str, version: str, start: datetime, end: datetime, columns: Sequence[str], n: int, seed: int
+    ) -> pa.Table:
+        # The same draw as sample() (the reservoir does not depend on the columns read), numbered to keep its
+        # order through the joins.
+        keys = [*(quote(c) for c in columns), "request_id", "event_id", "eid"]
+        drawn = _sample_sql(model, keys, n, seed)
+        cols = "".join(f"s.{quote(c)}, " for c in columns)
+        lb = labels_table(model)
         return self.store.sql(
-            f"SELECT * FROM (SELECT {cols} FROM {events_table(model)} WHERE version = ? AND ts >= ? AND ts < ?)"
-            f" USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed) % 2**31})",
+            f"SELECT {cols}coalesce(lr.label, le.label) AS label"
+            f" FROM (SELECT row_number() OVER () AS _drawn, * FROM ({drawn})) s"
+            f" LEFT JOIN {lb} lr ON lr.key_kind = 'request_id' AND lr.key = s.request_id"
+            f" LEFT JOIN {lb} le ON le.key_kind = 'event_id' AND le.key = coalesce(s.event_id, s.eid::VARCHAR)"
+            " ORDER BY s._drawn",
             [version, start, end],
         )
 
@@ -46,3 +58,13 @@ class DuckDBWindowSource:
             " WHERE e.version = ? AND e.ts >= ? AND e.ts < ? AND coalesce(lr.label, le.label) IS NOT NULL",
             [version, start, end],
         )
+
+
+def _sample_sql(model: str, select: Sequence[str], n: int, seed: int) -> str:
+    """Up to ``n`` events of one version in a time range, drawn reproducibly for ``seed`` (3 parameters)."""
+    # Sample after filtering: DuckDB applies USING SAMPLE before WHERE in the same SELECT.
+    return (
+        f"SELECT * FROM (SELECT {', '.join(select)} FROM {events_table(model)}"
+        " WHERE version = ? AND ts >= ? AND ts < ?)"
+        f" USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed) % 2**31})"
+    )

@@ -54,7 +54,9 @@ def _status(exc: BaseException) -> int | None:
 class ESClient:
     """One ``elasticsearch.Elasticsearch`` client with sustain's error boundary."""
 
-    def __init__(self, config: ESConfig) -> None:
+    def __init__(self, config: ESConfig, transport_options: Mapping[str, Any] | None = None) -> None:
+        """``transport_options`` go to ``elasticsearch.Elasticsearch`` as they are (``node_class``, ...): the
+        tests pass the transport node class of their in-memory cluster."""
         try:
             import elasticsearch
         except ImportError as exc:
@@ -65,7 +67,9 @@ class ESClient:
         self._api_error: type[BaseException] = elasticsearch.ApiError
         self._errors: tuple[type[BaseException], ...] = (elasticsearch.ApiError, elasticsearch.TransportError)
         try:
-            self.raw: Any = elasticsearch.Elasticsearch(list(config.hosts), **config.client_options())
+            self.raw: Any = elasticsearch.Elasticsearch(
+                list(config.hosts), **config.client_options(), **dict(transport_options or {})
+            )
         except (ValueError, TypeError) as exc:
             raise StoreError(f"cannot configure the Elasticsearch client for {config.redacted}: {exc}") from exc
 

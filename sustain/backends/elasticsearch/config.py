@@ -196,6 +196,11 @@ class IndexNames:
         return f"{self.prefix}-indicators"
 
     @property
+    def leases(self) -> str:
+        """Which replica computes each model (:mod:`sustain.backends.elasticsearch.leases`)."""
+        return f"{self.prefix}-leases"
+
+    @property
     def windows_pipeline(self) -> str:
         """The ingest pipeline stamping ``updated_at`` on transform destination documents."""
         return f"{self.prefix}-windows-updated"

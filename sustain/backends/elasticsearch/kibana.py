@@ -4,8 +4,8 @@
 ``POST /api/saved_objects/_import?overwrite=true``:
 
 * data views (``index-pattern``): per model, its events data stream ``<prefix>-events-<model>`` and its
-  transform destination indices ``<prefix>-windows-<model>-*``; shared, the indicator index
-  ``<prefix>-indicators`` and every model's events ``<prefix>-events-*``;
+  windows, the aliases ``<prefix>-windows-<model>-<window>`` of the current transform destinations; shared,
+  the indicator index ``<prefix>-indicators`` and every model's events ``<prefix>-events-*``;
 * one health dashboard per model: traffic, latency quantiles, error rate, drift share, drift per feature,
   data quality, label metrics and estimated performance (a panel only for indicators the model computes),
   indicator panels on one window of the model (:func:`indicator_window`);
@@ -51,6 +51,7 @@ from sustain.backends.elasticsearch.kibana_lens import (
     Column,
     Lens,
     date_histogram,
+    kibana_interval,
     kql_and,
     kql_exists,
     kql_in,
@@ -63,6 +64,7 @@ from sustain.backends.elasticsearch.kibana_lens import (
     xy_chart,
 )
 from sustain.backends.elasticsearch.mappings import DEFAULT_PREFIX, events_data_stream
+from sustain.backends.elasticsearch.transforms import windows_alias
 from sustain.durations import format_duration, parse_duration
 from sustain.errors import ValidationError
 from sustain.indicators.defaults import default_indicators
@@ -230,7 +232,7 @@ def _indicator_chart(
         _id(prefix, spec.name, what),
         f"{spec.name}: {title} ({window} windows)",
         indicators_view_id(prefix),
-        x=date_histogram("window_start"),
+        x=date_histogram("window_start", kibana_interval(parse_duration(window))),
         metrics={"value": metric(operation, "value", label)},
         split=terms(split_field, size=split_size, order_by="value" if by_value else None),
         query=query,
@@ -305,12 +307,23 @@ def model_lenses(spec: ModelSpec, prefix: str = DEFAULT_PREFIX) -> list[Lens]:
     return [traffic, latency, *(c for c in charts if c is not None)]
 
 
+def windows_title(spec: ModelSpec, prefix: str = DEFAULT_PREFIX) -> str:
+    """The windows data view's indices: the alias of each window's current transform destination, and no
+    wildcard, so neither stale plans' indices nor another model whose name starts alike (``churn-eu``) match.
+
+    >>> spec = ModelSpec.model_validate({"name": "churn", "features": {"x": "numeric"}, "windows": ["1m", "1h"]})
+    >>> windows_title(spec)
+    'sustain-windows-churn-1m,sustain-windows-churn-1h'
+    """
+    return ",".join(windows_alias(spec.name, window, prefix) for window in spec.windows)
+
+
 def model_objects(spec: ModelSpec, prefix: str = DEFAULT_PREFIX) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The data views, and the visualizations and health dashboard, of one model."""
     m = spec.name
     views = [
         data_view(_id(prefix, m, "events"), events_data_stream(m, prefix), "@timestamp", f"sustain events: {m}"),
-        data_view(_id(prefix, m, "windows"), f"{prefix}-windows-{m}-*", "bucket", f"sustain windows: {m}"),
+        data_view(_id(prefix, m, "windows"), windows_title(spec, prefix), "bucket", f"sustain windows: {m}"),
     ]
     lenses = model_lenses(spec, prefix)
     board = dashboard_object(
@@ -337,6 +350,18 @@ def _scope(specs: Sequence[ModelSpec], types: Sequence[str]) -> str:
         if window is not None:
             clauses.append(kql_and(kql_is("model", spec.name), kql_is("window", window)))
     return kql_or(*clauses)
+
+
+def _coarsest(specs: Sequence[ModelSpec], types: Sequence[str]) -> str:
+    """The interval of an overview chart: the longest of the windows the models' dashboards show (all windows
+    when ``types`` is empty), so every bucket holds whole windows of every model; ``auto`` without any."""
+    seconds = [
+        parse_duration(w)
+        for spec in specs
+        for w in ([indicator_window(spec, types)] if types else spec.windows)
+        if w is not None
+    ]
+    return kibana_interval(max(seconds)) if seconds else "auto"
 
 
 def overview_lenses(specs: Sequence[ModelSpec], prefix: str = DEFAULT_PREFIX) -> list[Lens]:
@@ -376,7 +401,7 @@ def overview_lenses(specs: Sequence[ModelSpec], prefix: str = DEFAULT_PREFIX) ->
         f"{prefix}-overview_drift_share",
         "sustain: share of drifted columns per model",
         indicators,
-        x=date_histogram("window_start"),
+        x=date_histogram("window_start", _coarsest(specs, ["drift"])),
         metrics={"value": metric("max", "value", "drift share")},
         split=terms("model", size=n, order_by="value"),
         query=kql_and(share, drifting),
@@ -385,7 +410,7 @@ def overview_lenses(specs: Sequence[ModelSpec], prefix: str = DEFAULT_PREFIX) ->
         f"{prefix}-overview_alerts",
         "sustain: indicator values in alert per model",
         indicators,
-        x=date_histogram("window_start"),
+        x=date_histogram("window_start", _coarsest(specs, [])),
         metrics={"alerting": metric("count", RECORDS, "values in alert")},
         split=terms("model", size=n, order_by="alerting"),
         query=kql_and(kql_is("status", "alert"), models),

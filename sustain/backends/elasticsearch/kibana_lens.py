@@ -88,8 +88,13 @@ def kql_or(*clauses: str) -> str:
 # -- columns ----------------------------------------------------------------------------------------
 
 
-def date_histogram(name: str) -> Column:
-    """A bucketed time axis on ``name`` with Kibana's automatic interval."""
+def date_histogram(name: str, interval: str = "auto") -> Column:
+    """A bucketed time axis on ``name``: Kibana's automatic interval, or a fixed one (``1h``, ``90s``).
+
+    Indicator documents exist once per window: charted with the window as the interval, each bucket holds one
+    window and a line joins consecutive windows; with ``auto`` (30 minutes over 24 hours) hourly windows fall
+    in every other bucket and draw as broken lines.
+    """
     return {
         "label": name,
         "dataType": "date",
@@ -97,8 +102,21 @@ def date_histogram(name: str) -> Column:
         "sourceField": name,
         "isBucketed": True,
         "scale": "interval",
-        "params": {"interval": "auto", "includeEmptyRows": True, "dropPartials": False},
+        "params": {"interval": interval, "includeEmptyRows": True, "dropPartials": False},
     }
+
+
+def kibana_interval(seconds: float) -> str:
+    """A duration as a Kibana interval, in the largest unit that divides it.
+
+    >>> [kibana_interval(s) for s in (60, 3600, 86400, 90, 1.5, 604800)]
+    ['1m', '1h', '1d', '90s', '1500ms', '7d']
+    """
+    millis = round(seconds * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms"
 
 
 def terms(name: str, *, size: int, order_by: str | None = None, label: str | None = None) -> Column:

@@ -23,13 +23,11 @@ spec, so adding a feature never moves an existing one.
 
 Every bulk action carries ``_id`` = the event id (:func:`event_doc_id`) with the
 ``create`` op type, so a replayed event is refused with a 409 by the backing index
-that holds it. The check is per backing index: once ILM has rolled the data stream
-over, a replay of an event written before the rollover lands in the new write
-index a second time. The transforms then count it twice (rows and every partial of
-its bucket, in the bucket of its ``@timestamp``), unlike the embedded engine whose
-primary key spans all time. Replays come from client retries and spool replays,
-which are minutes old, so this needs a replay that straddles a rollover (daily by
-default); ``read_events`` shows both copies.
+that holds it. That check is per backing index; the store also looks the ids up in
+the older backing indices around every write, so a replay that straddles a rollover
+is a duplicate too (:mod:`sustain.backends.elasticsearch.rollover`). The data stream
+rolls over weekly (or at 50 GB per primary shard): a handful of backing indices per
+model for the default 30 days of retention, rather than one small shard a day.
 
 Names carry a prefix (``sustain`` by default) so that several deployments can
 share a cluster: ``<prefix>-events-<model>``, ILM policy ``<prefix>-events``,
@@ -56,6 +54,7 @@ from typing import Any
 
 import orjson
 
+from sustain.collector.categories import category_key
 from sustain.durations import parse_duration
 from sustain.spec import ModelSpec
 from sustain.store.layout import Column, Layout
@@ -66,8 +65,10 @@ INGEST_PIPELINE = "sustain-events-ingested"
 # Lucene refuses an _id over 512 bytes; longer event ids are hashed.
 MAX_ID_BYTES = 512
 # Lucene refuses a keyword term over 32766 bytes (and with it the whole document); 8191 characters
-# are at most 32764 UTF-8 bytes. Longer categories, labels and error messages are cut to this length.
+# are at most 32764 UTF-8 bytes. Longer error messages are cut to this length; categories and class labels are
+# made safe keys at ingest instead (sustain.collector.categories), so both engines count the same ones.
 KEYWORD_MAX_CHARS = 8191
+ROLLOVER_AGE = "7d"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _MEASURED_KINDS = frozenset({"text", "embedding"})
@@ -219,14 +220,23 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _keyword(value: Any) -> str | None:
+def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        text = "true" if value else "false"
-    else:
-        text = value if isinstance(value, str) else str(value)
-    return text[:KEYWORD_MAX_CHARS]
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def _keyword(value: Any) -> str | None:
+    text = _text(value)
+    return None if text is None else text[:KEYWORD_MAX_CHARS]
+
+
+def _category(value: Any) -> str | None:
+    """A category as the collector stores it (a safe ``flattened`` key); rows that bypassed it are made safe here."""
+    text = _text(value)
+    return None if text is None else category_key(text)
 
 
 def _timestamp(value: Any) -> Any:
@@ -285,7 +295,7 @@ def _stored_value(col: Column, value: Any) -> Any:
     if kind in ("numeric", "probability", "regression", "class_scores"):
         return _number(value)
     if kind in ("categorical", "class_label"):
-        return _keyword(value)
+        return _category(value)
     if kind == "boolean":
         return value if isinstance(value, bool) else None
     if kind == "text":
@@ -513,7 +523,10 @@ def backfill_buckets_body(windows: list[str]) -> dict[str, Any]:
 
 
 def ilm_policy(max_age: str = "30d") -> dict[str, Any]:
-    """The body of ``PUT _ilm/policy/sustain-events``: roll over daily (or at 50 GB), delete after ``max_age``.
+    """The body of ``PUT _ilm/policy/sustain-events``: roll over weekly (or at 50 GB), delete after ``max_age``.
+
+    A backing index is deleted ``max_age`` after its rollover, so events are kept between ``max_age`` and
+    ``max_age`` plus a week.
 
     >>> ilm_policy("2w")["policy"]["phases"]["delete"]
     {'min_age': '14d', 'actions': {'delete': {}}}
@@ -521,7 +534,7 @@ def ilm_policy(max_age: str = "30d") -> dict[str, Any]:
     return {
         "policy": {
             "phases": {
-                "hot": {"actions": {"rollover": {"max_age": "1d", "max_primary_shard_size": "50gb"}}},
+                "hot": {"actions": {"rollover": {"max_age": ROLLOVER_AGE, "max_primary_shard_size": "50gb"}}},
                 "delete": {"min_age": es_duration(parse_duration(max_age)), "actions": {"delete": {}}},
             },
             "_meta": {"managed_by": "sustain"},

@@ -17,7 +17,7 @@ by ``_id`` (request id first, then event id), as the embedded store joins them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,6 +119,22 @@ class ESWindowSource:
         rows = [event_row(layout, hit.get("_source", {}), columns) for hit in hits]
         return columns_table(layout, list(columns), rows)
 
+    def sample_labelled(
+        self, model: str, version: str, start: datetime, end: datetime, columns: Sequence[str], n: int, seed: int
+    ) -> pa.Table:
+        """The events :meth:`sample` draws (the same seeded scores pick them), with ``label`` joined or null."""
+        spec, layout = self._spec(model), self.store.layout(model)
+        fields = [*source_fields(layout, columns), *_ENVELOPE_FIELDS]
+        body = sample_search(window_filters(spec, version, start, end), fields, n, seed)
+        stream = self.store.names.events(model)
+        response = self.store.client.call(
+            f"sampling events of {model!r}", lambda es: es.search(index=stream, body=body), allow=[NOT_FOUND]
+        )
+        hits = [] if response is None else response["hits"]["hits"]
+        labels = self.store.labels_for(model, hits) if hits else {}
+        rows = joined_rows(layout, hits, labels, columns, unlabelled=True)
+        return columns_table(layout, [*columns, "label"], rows, spec.label.kind if spec.label else None)
+
     def history(self, plan: TransformPlan, version: str, before: datetime, count: int) -> list[WindowAggregates]:
         since = before - timedelta(seconds=plan.window_seconds * count)
         return self.windows.read_windows(plan, version=version, since=since, until=before)[-count:]
@@ -148,14 +164,27 @@ class ESWindowSource:
     ) -> list[dict[str, Any]]:
         if not hits:
             return []
-        labels = self.store.labels_for(model, hits)
-        rows = []
-        for hit in hits:
-            source = hit["_source"]
-            label = label_for(source, labels)
-            if label is None or label.get("label") is None:
-                continue
-            row = event_row(layout, source, [*columns, "ts"])
-            row["label"], row["label_ts"] = label.get("label"), label.get("ts")
-            rows.append(row)
-        return rows
+        return joined_rows(layout, hits, self.store.labels_for(model, hits), columns, unlabelled=False)
+
+
+def joined_rows(
+    layout: Layout,
+    hits: Sequence[Mapping[str, Any]],
+    labels: Mapping[str, Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    unlabelled: bool,
+) -> list[dict[str, Any]]:
+    """Storage column → value for each event hit, plus ``ts``, ``label`` and ``label_ts`` joined from ``labels``
+    (label documents by id); events without a label are kept (with nulls) only when ``unlabelled``."""
+    rows = []
+    for hit in hits:
+        source = hit["_source"]
+        label = label_for(source, labels)
+        value = None if label is None else label.get("label")
+        if value is None and not unlabelled:
+            continue
+        row = event_row(layout, source, [*columns, "ts"])
+        row["label"], row["label_ts"] = value, None if label is None else label.get("ts")
+        rows.append(row)
+    return rows

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +59,7 @@ from sustain.backends.elasticsearch.config import IndexNames, parse_elasticsearc
 from sustain.backends.elasticsearch.mappings import (
     backfill_buckets_body,
     bulk_lines,
+    event_doc_id,
     events_index_template,
     ilm_policy,
     ilm_policy_name,
@@ -74,6 +75,7 @@ from sustain.backends.elasticsearch.responses import (
     parse_time,
     reference_table,
 )
+from sustain.backends.elasticsearch.rollover import BackingIndices, delete_operations
 from sustain.errors import NotFound, SpecError, StoreError
 from sustain.spec import ModelSpec
 from sustain.store.base import (
@@ -114,15 +116,16 @@ def _raise_failures(what: str, failures: list[str]) -> None:
 class ElasticsearchStore:
     """A :class:`sustain.store.base.Store` on an Elasticsearch 8.x cluster."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         self.uri = uri
         self.config = parse_elasticsearch_uri(uri)
         self.names = IndexNames(self.config.prefix)
-        self.client = ESClient(self.config)
+        self.client = ESClient(self.config, transport_options)
         self._lock = threading.RLock()
         self._specs: dict[str, ModelSpec] = {}
         self._layouts: dict[str, Layout] = {}
         self._ready: set[str] = set()
+        self.backing = BackingIndices(self.client, self.names)
         try:
             for hit in self.client.search_all("loading the specs", self.names.specs, all_specs_search):
                 self._remember(ModelSpec.model_validate(hit["_source"]["spec"]))
@@ -229,22 +232,58 @@ class ElasticsearchStore:
     def append_events(self, batches: Sequence[EventBatch]) -> list[AppendResult]:
         """One bulk request (in 8 MB parts) for all batches; the ``create`` outcome of each item is counted.
 
-        A 409 means the event id is already stored: a duplicate. Any other refusal raises
-        StoreError after the rest of the request was stored; sending the batches again is safe.
+        A 409 means the event id is already stored: a duplicate. Ids stored in an older backing index of the
+        data stream are duplicates too, found before and after the write (see
+        :mod:`sustain.backends.elasticsearch.rollover`). Any other refusal raises StoreError after the rest
+        of the request was stored; sending the batches again is safe.
         """
-        ops, sizes = [], []
+        ops, sizes, repeats, models = [], [], [], []
         for batch in batches:
             spec = self._spec(batch.model)
             events = bulk_events(self.layout(batch.model), batch.table)
-            batch_ops = operations(bulk_lines(spec, events, prefix=self.prefix))
+            known = self.backing.stored_before(batch.model, [event_doc_id(str(e["event_id"])) for e in events])
+            fresh = [e for e in events if event_doc_id(str(e["event_id"])) not in known]
+            batch_ops = operations(bulk_lines(spec, fresh, prefix=self.prefix))
             ops.extend(batch_ops)
             sizes.append(len(batch_ops))
+            repeats.append(len(events) - len(fresh))
+            models.extend([batch.model] * len(batch_ops))
         if not ops:
-            return [AppendResult(b.model, 0, 0) for b in batches]
+            return [AppendResult(b.model, 0, n) for b, n in zip(batches, repeats, strict=True)]
         items = self.client.bulk("storing events", ops)
         outcomes = bulk_outcomes(items, sizes)
         _raise_failures("storing events", [f for o in outcomes for f in o.failures])
-        return [AppendResult(b.model, o.inserted, o.duplicates) for b, o in zip(batches, outcomes, strict=True)]
+        moved = self._undo_repeats(models, items)
+        results = []
+        start = 0
+        for batch, outcome, size, repeated in zip(batches, outcomes, sizes, repeats, strict=True):
+            undone = sum(moved[start : start + size])
+            start += size
+            results.append(AppendResult(batch.model, outcome.inserted - undone, outcome.duplicates + repeated + undone))
+        return results
+
+    def _undo_repeats(self, models: list[str], items: list[dict[str, Any]]) -> list[int]:
+        """Delete events a rollover during the write let into a second backing index; 1 per undone item."""
+        created: dict[str, list[tuple[str, str, int]]] = {}
+        for n, (model, item) in enumerate(zip(models, items, strict=True)):
+            result = item.get("create", {})
+            if result.get("status") in (200, 201):
+                created.setdefault(model, []).append((str(result["_index"]), str(result["_id"]), n))
+        undone = [0] * len(items)
+        found: list[tuple[str, str]] = []
+        for model, entries in created.items():
+            repeats = set(self.backing.repeats_after_rollover(model, [(i, d) for i, d, _ in entries]))
+            for index, doc_id, n in entries:
+                if (index, doc_id) in repeats:
+                    undone[n] = 1
+                    found.append((index, doc_id))
+        if found:
+            failures = bulk_failures(
+                self.client.bulk("removing events repeated across a rollover", delete_operations(found)),
+                missing_ok=True,
+            )
+            _raise_failures("removing events repeated across a rollover", failures)
+        return undone
 
     def append_labels(self, batches: Sequence[LabelBatch]) -> list[int]:
         received_at = datetime.now(UTC)

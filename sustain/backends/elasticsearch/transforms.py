@@ -40,12 +40,15 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
+
+import orjson
 
 from sustain.backends.elasticsearch.mappings import (
     DEFAULT_PREFIX,
@@ -68,6 +71,8 @@ from sustain.backends.elasticsearch.mappings import (
     safe_name,
 )
 from sustain.durations import parse_duration
+from sustain.errors import ConfigError
+from sustain.transforms.bins import OTHER
 from sustain.transforms.plan import ColumnPlan, TransformPlan
 from sustain.transforms.window import CategorySummary, NumericSummary, Summary, WindowAggregates
 
@@ -80,6 +85,7 @@ __all__ = [
     "UPDATED_FIELD",
     "aggregation_names",
     "backfill_buckets_body",
+    "body_digest",
     "bucket_field",
     "bulk_lines",
     "dest_index",
@@ -98,6 +104,7 @@ __all__ = [
     "safe_name",
     "transform_body",
     "transform_id",
+    "windows_alias",
     "windows_from_docs",
 ]
 
@@ -127,8 +134,6 @@ PIVOT_AGGREGATIONS = frozenset(
         "stats",
     }
 )
-DEFAULT_TERMS_SIZE = 100
-MAX_TERMS_SIZE = 1000
 MAX_PAGE_SEARCH_SIZE = 500  # the pivot default
 MIN_PAGE_SEARCH_SIZE = 10
 SEARCH_MAX_BUCKETS = 65_536  # the cluster default of search.max_buckets
@@ -156,22 +161,45 @@ def _id_part(text: str) -> str:
     return _ID_UNSAFE.sub("-", text.lower()).strip("-_")
 
 
-def transform_id(plan: TransformPlan, prefix: str = DEFAULT_PREFIX) -> str:
-    """``<prefix>-<model>-<window>-<fingerprint[:8]>``, cut to the 64 characters transform ids allow.
+def body_digest(body: Mapping[str, Any]) -> str:
+    """Eight hex digits naming a transform body: its plan (whose fingerprint it carries) and every setting."""
+    return hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=4).hexdigest()
 
-    The model part is shortened when needed; the fingerprint, which names the model too,
-    keeps ids apart.
+
+def transform_id(plan: TransformPlan, prefix: str = DEFAULT_PREFIX, body: Mapping[str, Any] | None = None) -> str:
+    """``<prefix>-<model>-<window>-<digest>``, cut to the 64 characters transform ids allow.
+
+    The digest is :func:`body_digest` of the transform's ``body`` when given (the engine always gives it), else
+    the plan's fingerprint: a transform whose delay, frequency, page size or retention changed is another
+    transform, and replaces the old one, instead of the old settings running on unnoticed. Replicas with the
+    same settings name the same transform. The model part is shortened when needed; the digest, which
+    covers the model too, keeps ids apart.
 
     >>> from sustain.transforms.plan import TransformPlan
     >>> plan = TransformPlan("m" * 63, "1d", 86400.0, ())
     >>> tid = transform_id(plan)
     >>> len(tid), tid.startswith("sustain-mmm"), tid.endswith("-1d-" + plan.fingerprint[:8])
     (64, True, True)
+    >>> transform_id(plan, body={"delay": "60s"}) != transform_id(plan, body={"delay": "90s"})
+    True
     """
-    window, fingerprint = _id_part(plan.window) or "w", plan.fingerprint[:8]
-    room = _ID_MAX - len(f"{prefix}--{window}-{fingerprint}")
+    window = _id_part(plan.window) or "w"
+    digest = plan.fingerprint[:8] if body is None else body_digest(body)
+    room = _ID_MAX - len(f"{prefix}--{window}-{digest}")
     model = _id_part(plan.model)[: max(room, 1)].rstrip("-_") or "m"
-    return f"{prefix}-{model}-{window}-{fingerprint}"[-_ID_MAX:].lstrip("-_")
+    return f"{prefix}-{model}-{window}-{digest}"[-_ID_MAX:].lstrip("-_")
+
+
+def windows_alias(model: str, window: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The alias naming the current destination index of a model's window (Kibana's windows data view reads it).
+
+    A transform of a new plan writes to a new index; the alias moves with it, so views never see stale plans'
+    windows, nor other models whose names share a prefix (``churn`` and ``churn-eu``).
+
+    >>> windows_alias("churn", "1h")
+    'sustain-windows-churn-1h'
+    """
+    return f"{prefix}-windows-{model}-{_id_part(window) or 'w'}"
 
 
 def dest_index(plan: TransformPlan, prefix: str = DEFAULT_PREFIX) -> str:
@@ -264,8 +292,10 @@ def _bin_queries(field: str, edges: tuple[float, ...]) -> list[dict[str, Any]]:
 
 
 def _terms_size(col: ColumnPlan) -> int:
-    known = len(col.categories or ())
-    return min(MAX_TERMS_SIZE, max(DEFAULT_TERMS_SIZE, known))
+    """The terms aggregation's size: the plan's category limit, which the embedded engine keeps too."""
+    limit = col.category_limit
+    assert limit is not None, col
+    return limit
 
 
 def _runtime_field(field: str, shift: float, script: str) -> dict[str, Any]:
@@ -308,24 +338,35 @@ def _compile_target(target: _Target, aggs: dict[str, Any], runtime: dict[str, An
             aggs[target.name(f"bin_{k}")] = {"filter": query}
 
 
-def page_search_size(plan: TransformPlan) -> int:
-    """Composite buckets per search page: 500, fewer when the terms buckets of a page could pass ``search.max_buckets``.
+def page_search_size(plan: TransformPlan, max_buckets: int = SEARCH_MAX_BUCKETS) -> int:
+    """Composite buckets per search page: 500, fewer when a page's buckets could pass ``search.max_buckets``.
 
-    Terms buckets count towards the cluster's limit (filters do not), and a transform fails on
-    ``too_many_buckets_exception`` rather than shrinking its page as it does on circuit breakers.
-    Each column's terms are estimated at its known categories plus one, or 100 when unknown.
+    Composite and terms buckets count towards the cluster's limit (filters do not), and a transform fails on
+    ``too_many_buckets_exception`` on every retry of the same page rather than shrinking it, as it does on
+    circuit breakers. So the page is sized for the worst case: every terms aggregation full (its size, the
+    column's category limit, whatever categories the spec declares). Raises ConfigError when not even the
+    smallest page (10) fits, naming the columns.
 
     >>> from sustain.transforms.plan import ColumnPlan, TransformPlan
-    >>> page_search_size(TransformPlan("m", "1h", 3600.0, (ColumnPlan("f:c", "categorical"),)))
+    >>> page_search_size(TransformPlan("m", "1h", 3600.0, (ColumnPlan("f:c", "categorical", categories=("a",)),)))
     500
     >>> page_search_size(TransformPlan("m", "1h", 3600.0, (ColumnPlan("f:c", "categorical"),) * 20))
     32
+    >>> page_search_size(TransformPlan("m", "1h", 3600.0, (ColumnPlan("f:c", "categorical"),) * 2), max_buckets=2000)
+    Traceback (most recent call last):
+    ...
+    sustain.errors.ConfigError: a transform page of model 'm' needs 2010 buckets ... but search.max_buckets is 2000; ...
     """
-    per_bucket = 1
-    for col in plan.columns:
-        if col.kind == "categorical":
-            per_bucket += min(_terms_size(col), len(col.categories) + 1) if col.categories else DEFAULT_TERMS_SIZE
-    return max(MIN_PAGE_SEARCH_SIZE, min(MAX_PAGE_SEARCH_SIZE, SEARCH_MAX_BUCKETS // per_bucket))
+    per_bucket = 1 + sum(_terms_size(c) for c in plan.columns if c.kind == "categorical")
+    page = max_buckets // per_bucket
+    if page < MIN_PAGE_SEARCH_SIZE:
+        need = MIN_PAGE_SEARCH_SIZE * per_bucket
+        raise ConfigError(
+            f"a transform page of model {plan.model!r} needs {need} buckets ({MIN_PAGE_SEARCH_SIZE} windows of 1 + "
+            f"{per_bucket - 1} terms buckets) but search.max_buckets is {max_buckets}; raise search.max_buckets "
+            "or declare fewer categorical columns"
+        )
+    return min(MAX_PAGE_SEARCH_SIZE, page)
 
 
 def _frequency(window_seconds: float) -> str:
@@ -369,6 +410,8 @@ def transform_body(
     delay: str = "60s",
     prefix: str = DEFAULT_PREFIX,
     dest_pipeline: str | None = None,
+    max_buckets: int = SEARCH_MAX_BUCKETS,
+    retention: str | None = None,
 ) -> dict[str, Any]:
     """The body of ``PUT _transform/<transform_id(plan)>``: a continuous pivot per (version, bucket).
 
@@ -377,7 +420,9 @@ def transform_body(
     late events are counted as long as they arrive (not happen) after the last
     checkpoint minus ``delay``; buckets group on ``buckets.<window>`` so that a
     changed bucket is always recomputed whole (see the comment above).
-    ``dest_pipeline`` names an ingest pipeline the destination documents go through.
+    ``dest_pipeline`` names an ingest pipeline the destination documents go through;
+    ``max_buckets`` is the cluster's ``search.max_buckets`` (see :func:`page_search_size`); with
+    ``retention``, windows whose bucket is older are deleted (``retention_policy``).
 
     >>> from sustain.transforms.plan import ColumnPlan, TransformPlan
     >>> col = ColumnPlan("f:x", "numeric", edges=(1.0, 2.0), shift=1.5)
@@ -409,13 +454,13 @@ def transform_body(
     if dest_pipeline is not None:
         dest["pipeline"] = dest_pipeline
     interval = _fixed_interval(plan.window_seconds)
-    return {
+    body: dict[str, Any] = {
         "description": f"sustain: {plan.model} per {plan.window} (plan {plan.fingerprint})",
         "source": source,
         "dest": dest,
         "frequency": frequency or _frequency(plan.window_seconds),
         "sync": {"time": {"field": "event.ingested", "delay": delay}},
-        "settings": {"max_page_search_size": page_search_size(plan)},
+        "settings": {"max_page_search_size": page_search_size(plan, max_buckets)},
         "pivot": {
             "group_by": {
                 "version": {"terms": {"field": "model.version"}},
@@ -425,6 +470,9 @@ def transform_body(
         },
         "_meta": _meta(plan),
     }
+    if retention is not None:
+        body["retention_policy"] = {"time": {"field": "bucket", "max_age": es_duration(parse_duration(retention))}}
+    return body
 
 
 def _meta(plan: TransformPlan) -> dict[str, Any]:
@@ -512,16 +560,20 @@ def _numeric(doc: Mapping[str, Any], target: _Target) -> NumericSummary:
 
 
 def _categories(doc: Mapping[str, Any], target: _Target) -> CategorySummary:
+    """A window's categories; past the terms size, the remainder (the terms aggregation's ``sum_other_doc_count``,
+    which a pivot does not write) is counted under ``OTHER``: the events with a value less the ones counted."""
+    missing, invalid = _count(doc, target.name("missing")), _count(doc, target.name("invalid"))
     if target.column.kind == "boolean":
         counts = {key: _count(doc, target.name(key)) for key in ("true", "false")}
     else:
         terms = doc.get(target.name("cat")) or {}
         counts = {str(key): int(value) for key, value in terms.items()}
+        other = _count(doc, "rows") - missing - invalid - sum(counts.values())
+        if other > 0:
+            counts[OTHER] = counts.get(OTHER, 0) + other
     return CategorySummary(
-        counts={key: value for key, value in counts.items() if value},
-        missing=_count(doc, target.name("missing")),
-        invalid=_count(doc, target.name("invalid")),
-    )
+        counts={key: value for key, value in counts.items() if value}, missing=missing, invalid=invalid
+    ).capped(target.column.category_limit)
 
 
 def windows_from_docs(plan: TransformPlan, docs: list[dict[str, Any]]) -> list[WindowAggregates]:

@@ -40,6 +40,7 @@ from sustain.backends.elasticsearch.transforms import (
     dest_index_body,
     transform_body,
     transform_id,
+    windows_alias,
     windows_from_docs,
 )
 from sustain.backends.elasticsearch.windows_bodies import (
@@ -48,6 +49,8 @@ from sustain.backends.elasticsearch.windows_bodies import (
     changed_windows_search,
     events_by_key_search,
     labels_since_search,
+    max_buckets_of,
+    move_alias,
     profile_document,
     profile_id,
     profiles_index_body,
@@ -166,23 +169,45 @@ class ESTransformer:
         self._seen: dict[str, _Seen] = {}
         self._labels: dict[str, _LabelMark] = {}
         self._pipeline_ready = False
+        self._max_buckets: int | None = None
+        self._bodies: dict[str, dict[str, Any]] = {}
 
     def plans(self, spec: ModelSpec) -> list[TransformPlan]:
         binning = self.windows.binning_profile(spec)
         return [plan_for(spec, window, binning) for window in spec.windows]
 
     def body(self, plan: TransformPlan) -> dict[str, Any]:
-        return transform_body(
-            plan,
-            frequency=self.frequency,
-            delay=self.delay,
-            prefix=self.prefix,
-            dest_pipeline=self.store.names.windows_pipeline,
-        )
+        """The transform body of ``plan`` with this engine's settings (compiled once per plan)."""
+        key = f"{plan.id}|{plan.fingerprint}"
+        if key not in self._bodies:
+            self._bodies[key] = transform_body(
+                plan,
+                frequency=self.frequency,
+                delay=self.delay,
+                prefix=self.prefix,
+                dest_pipeline=self.store.names.windows_pipeline,
+                max_buckets=self.max_buckets(),
+                retention=self.store.config.retention,
+            )
+        return self._bodies[key]
+
+    def transform_id(self, plan: TransformPlan) -> str:
+        return transform_id(plan, self.prefix, self.body(plan))
+
+    def max_buckets(self) -> int:
+        """The cluster's ``search.max_buckets`` (the default when the credentials may not read cluster settings)."""
+        if self._max_buckets is None:
+            response = self.client.call(
+                "reading the cluster's search.max_buckets",
+                lambda es: es.cluster.get_settings(include_defaults=True, flat_settings=True),
+                allow=[401, 403],
+            )
+            self._max_buckets = max_buckets_of(response)
+        return self._max_buckets
 
     def run_plan(self, plan: TransformPlan) -> RunReport:
         started = time.perf_counter()
-        tid = transform_id(plan, self.prefix)
+        tid = self.transform_id(plan)
         rebuilt = False
         if tid not in self._seen:
             created, rebuilt = self._ensure_running(plan, tid)
@@ -221,6 +246,9 @@ class ESTransformer:
                 lambda es: es.indices.create(index=index, body=index_body),
                 allow=[ALREADY_EXISTS],
             )
+            alias = windows_alias(plan.model, plan.window, self.prefix)
+            actions = move_alias(alias, index, f"{self.prefix}-windows-*")
+            call(f"pointing {alias} at {index}", lambda es: es.indices.update_aliases(actions=actions))
             call(
                 f"creating transform {tid}",
                 lambda es: es.transform.put_transform(transform_id=tid, body=body),

@@ -21,7 +21,7 @@ import orjson
 from sustain.backends.elasticsearch.bodies import DATE, KEYWORD, OPAQUE, iso, small_index_body
 from sustain.backends.elasticsearch.client import PAGE_SIZE
 from sustain.backends.elasticsearch.mappings import bucket_field, event_doc_id
-from sustain.backends.elasticsearch.transforms import UPDATED_FIELD, dest_index
+from sustain.backends.elasticsearch.transforms import SEARCH_MAX_BUCKETS, UPDATED_FIELD, dest_index
 from sustain.transforms.plan import TransformPlan
 from sustain.transforms.profile import ReferenceProfile
 
@@ -150,6 +150,33 @@ def updated_pipeline_body() -> dict[str, Any]:
         "processors": [{"set": {"field": UPDATED_FIELD, "value": "{{{_ingest.timestamp}}}"}}],
         "_meta": {"managed_by": "sustain"},
     }
+
+
+def move_alias(alias: str, index: str, among: str) -> list[dict[str, Any]]:
+    """``POST _aliases`` actions moving ``alias`` to ``index`` from any index matching ``among``, atomically.
+
+    >>> move_alias("p-windows-m-1h", "p-windows-m-1h-0a1b2c3d", "p-windows-*")[1]
+    {'add': {'index': 'p-windows-m-1h-0a1b2c3d', 'alias': 'p-windows-m-1h'}}
+    """
+    return [
+        {"remove": {"index": among, "alias": alias, "must_exist": False}},
+        {"add": {"index": index, "alias": alias}},
+    ]
+
+
+def max_buckets_of(settings: Mapping[str, Any] | None) -> int:
+    """``search.max_buckets`` from ``GET _cluster/settings?include_defaults&flat_settings`` (transient first).
+
+    >>> max_buckets_of({"persistent": {"search.max_buckets": "20000"}, "defaults": {"search.max_buckets": "65536"}})
+    20000
+    >>> max_buckets_of(None)
+    65536
+    """
+    for scope in ("transient", "persistent", "defaults"):
+        value = ((settings or {}).get(scope) or {}).get("search.max_buckets")
+        if value is not None:
+            return int(value)
+    return SEARCH_MAX_BUCKETS
 
 
 # -- transform responses -------------------------------------------------------------------------------------
