@@ -45,7 +45,7 @@ class Settings:
     max_reference_bytes: int = 512 * 1024 * 1024
     max_inflight_bytes: int = 256 * 1024 * 1024
     max_pending_events: int = 500_000
-    max_queue_seconds: float = 2.0  # refuse (429) events the writer would not commit within this long
+    max_answer_seconds: float = 5.0  # a request that changes data is answered within this, or refused (429)
     max_write_requests: int = 32  # data-changing requests worked on at once; one more gets 429 at once
     max_reference_rows: int = 1_000_000
     transform_interval: float = 10.0
@@ -79,6 +79,17 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def admission_seconds(self) -> float:
+        """How long a data-changing request may take to reach the writer (the rest of the bound is the
+        writer's: its queue, then the commit)."""
+        return 0.4 * self.max_answer_seconds
+
+    @property
+    def max_queue_seconds(self) -> float:
+        """The writer refuses events it would not get to within this long (at its measured commit rate)."""
+        return 0.3 * self.max_answer_seconds
 
     @property
     def auth_enabled(self) -> bool:

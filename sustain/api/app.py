@@ -163,9 +163,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.sustain = ctx
-    app.add_middleware(
-        RequestGuard, settings=settings, metrics=ctx.metrics, admission=Admission(settings.max_write_requests)
-    )
+    admission = Admission(settings.max_write_requests, settings.admission_seconds)
+    app.state.admission = admission
+    app.add_middleware(RequestGuard, settings=settings, metrics=ctx.metrics, admission=admission)
 
     @app.exception_handler(SustainError)
     async def sustain_error(request: Request, exc: SustainError) -> JSON:

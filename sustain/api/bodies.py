@@ -9,6 +9,13 @@ from starlette.requests import Request
 from sustain.collector.bodies import ContentDecoder, Hold, InflightBudget, too_large
 
 HOLDS = "sustain.holds"  # scope key: the budget holds of a request, released when it is answered
+DEADLINE = "sustain.deadline"  # scope key: when (time.monotonic) a write request must have reached the writer
+
+
+def deadline_of(request: Request) -> float | None:
+    """When this request must have reached the writer (admission control), or None for no deadline."""
+    value = request.scope.get(DEADLINE)
+    return None if value is None else float(value)
 
 
 def request_hold(request: Request, budget: InflightBudget) -> Hold:

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sustain.alerting.actions import check_actions
 from sustain.api.auth import check_token
-from sustain.api.bodies import read_body
+from sustain.api.bodies import deadline_of, read_body
 from sustain.api.context import AppContext, context
 from sustain.api.responses import JSON, json_response
 from sustain.api.schemas import BulkReply, EventIn, LabelIn, array_body
@@ -53,7 +53,7 @@ router = APIRouter()
 )
 async def post_events(model: str, request: Request, ctx: Ctx) -> JSON:
     decoded = await _items(request, ctx)
-    return json_response(*await ctx.collector.ingest_events(model, decoded))
+    return json_response(*await ctx.collector.ingest_events(model, decoded, deadline_of(request)))
 
 
 async def _items(request: Request, ctx: AppContext) -> Decoded:
@@ -87,7 +87,7 @@ async def get_events(
 )
 async def post_labels(model: str, request: Request, ctx: Ctx) -> JSON:
     decoded = await _items(request, ctx)
-    return json_response(*await ctx.collector.ingest_labels(model, decoded))
+    return json_response(*await ctx.collector.ingest_labels(model, decoded, deadline_of(request)))
 
 
 @router.put(
