@@ -10,11 +10,12 @@ PORT ?= 8000
 
 ES_TYPES := tests/es_types/node_modules/.installed
 ELASTALERT := .cache/elastalert-venv/.requirements.sha256
+SCHEMATHESIS := .cache/schemathesis-venv/.requirements.sha256
 CHROMIUM := /usr/bin/chromium
 REDIS := /usr/bin/redis-server
 SHELLCHECK := /usr/bin/shellcheck
 
-.PHONY: run test venv lint typecheck unit bench bench-drift clean
+.PHONY: run test venv lint typecheck unit bench bench-drift soak clean
 
 venv: $(STAMP)
 
@@ -30,7 +31,7 @@ run: $(STAMP)
 	$(BIN)/sustain serve --config examples/sustain.yaml --demo-traffic --host $(HOST) --port $(PORT)
 
 ## make test: install what tests need, then lint, type checks and the whole suite.
-test: $(STAMP) $(ES_TYPES) $(ELASTALERT) $(CHROMIUM) $(REDIS) $(SHELLCHECK)
+test: $(STAMP) $(ES_TYPES) $(ELASTALERT) $(SCHEMATHESIS) $(CHROMIUM) $(REDIS) $(SHELLCHECK)
 	$(MAKE) lint typecheck unit
 
 # The web UI tests drive the distribution's Chromium through Playwright (no browser download at run time).
@@ -56,6 +57,11 @@ $(ELASTALERT): tests/elastalert/requirements.txt tests/elastalert/setup_venv.sh
 	bash tests/elastalert/setup_venv.sh
 	@touch $@
 
+# Schemathesis (its own pins) in a venv of its own: tests/test_openapi_fuzz.py fuzzes the API from /openapi.json.
+$(SCHEMATHESIS): tests/schemathesis/requirements.txt tests/schemathesis/setup_venv.sh
+	bash tests/schemathesis/setup_venv.sh
+	@touch $@
+
 lint: $(STAMP)
 	$(BIN)/ruff check sustain tests benchmarks examples compose
 	$(BIN)/ruff format --check sustain tests benchmarks examples compose
@@ -70,6 +76,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/categories.py
 	$(BIN)/python benchmarks/drift.py --setup
+
+## make soak: ten minutes of ingest at half the measured maximum, RSS every 30 s (README: bounded memory).
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py
 
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift.py --setup
