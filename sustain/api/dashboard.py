@@ -43,6 +43,7 @@ async def get_overview(
     sources, specs = _sources(ctx), ctx.collector.specs()
     failures = ctx.engine.model_failures() if ctx.engine is not None else {}
     body = await asyncio.to_thread(overview, sources, specs, TimeRange.parse(since, until, span), failures)
+    body["inference"] = ctx.inference is not None  # the page then shows the inference units' queues
     return json_response(200, body)
 
 
