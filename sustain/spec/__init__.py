@@ -21,6 +21,7 @@ from sustain.spec.models import (
     Output,
     OutputKind,
     ReferenceSettings,
+    Retention,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "Output",
     "OutputKind",
     "ReferenceSettings",
+    "Retention",
 ]
