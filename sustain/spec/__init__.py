@@ -22,6 +22,7 @@ from sustain.spec.models import (
     Output,
     OutputKind,
     ReferenceSettings,
+    Retention,
 )
 from sustain.spec.release import ReleaseSettings
 
@@ -41,4 +42,5 @@ __all__ = [
     "OutputKind",
     "ReferenceSettings",
     "ReleaseSettings",
+    "Retention",
 ]
