@@ -54,6 +54,14 @@ class Settings:
     engine: bool = True
     alert_store: str = "duckdb:///./data/alerts.duckdb"  # where alert episodes live when the store is Elasticsearch
     demo_traffic: bool = False
+    # The release pipeline runs when a registry is named (sustain serve --registry URI, or MLFLOW_TRACKING_URI).
+    registry: str | None = None
+    release_dir: str = "./data/releases"  # serving bundles, one folder per model version
+    release_poll: float = 30.0  # seconds between polls of the registry for new versions; 0: webhooks only
+    release_store: str = "duckdb:///./data/releases.duckdb"  # where releases live when the store is Elasticsearch
+    mlflow_webhook_secret: str | None = None  # shared with MLflow's webhook; unsigned deliveries are refused
+    public_url: str | None = None  # how MLflow reaches this service; default http://HOST:PORT
+    target_options: str = ""  # deploy target options, comma-separated TARGET.KEY=VALUE (kubernetes.namespace=ml)
     redis: str | None = None  # the inference units' Redis: their queues at /v1/inference/status and /metrics
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -80,6 +88,10 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def admission_seconds(self) -> float:

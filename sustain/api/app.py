@@ -23,6 +23,8 @@ from sustain.api.guard import Admission, RequestGuard
 from sustain.api.indicators import router as indicators_router
 from sustain.api.inference import router as inference_router
 from sustain.api.pages import router as pages_router
+from sustain.api.releases import build_releases, start_releases, stop_releases
+from sustain.api.releases import router as releases_router
 from sustain.api.responses import JSON, json_response
 from sustain.backends import open_backend
 from sustain.backends.base import Backend
@@ -97,6 +99,11 @@ def build_context(settings: Settings, backend: Backend | None = None) -> AppCont
         collector.on_reference = engine.on_reference
         ctx.engine, ctx.alerting = engine, alerting
         ctx.metrics_registries.append(indicator_registry(engine, alerting))
+    ctx.releases = build_releases(ctx)
+    if ctx.releases is not None:
+        from sustain.deploy_pipeline.release.metrics import release_registry
+
+        ctx.metrics_registries.append(release_registry(ctx.releases))
     if settings.redis:
         from sustain.inference.metrics import queue_registry
         from sustain.inference.queues import QueueReader
@@ -143,6 +150,7 @@ def create_app(
         if engine is not None:
             engine.start()
         tasks = [asyncio.create_task(_sweep_cloudevents(ctx.collector))]
+        await start_releases(ctx)
         stoppers = []
         for hook in hooks:
             stop = hook(ctx)
@@ -156,6 +164,7 @@ def create_app(
             for stop in reversed(stoppers):
                 with contextlib.suppress(Exception):
                     stop()
+            await stop_releases(ctx)
             if engine is not None:
                 engine.stop()
             if ctx.alerting is not None:
@@ -221,10 +230,13 @@ def create_app(
 
     app.include_router(collector_router)
     app.include_router(indicators_router)
+    app.include_router(releases_router)  # before alerts: /v1/hooks/mlflow, not the action hook /v1/hooks/{action}
     app.include_router(alerts_router)
     app.include_router(dashboard_router)
     app.include_router(inference_router)
     app.include_router(pages_router)
+    if ctx.releases is not None and ctx.releases.gateway is not None:
+        app.mount("/serving", ctx.releases.gateway.app)  # POST /serving/{model}/invocations
     return app
 
 

@@ -1,4 +1,5 @@
-"""The built-in web UI: two pages and their static files, plotly.js served from the installed plotly package.
+"""The built-in web UI: the overview, model and releases pages and their static files, plotly.js served from
+the installed plotly package.
 
 The pages are static shells; their data comes from ``/v1/dashboard/...`` with the
 read token the page was opened with (``?token=``, kept in the tab's session
@@ -37,6 +38,11 @@ async def overview_page() -> Response:
 @router.api_route("/models/{model}", methods=_GET_HEAD)
 async def model_page(model: str) -> Response:
     return _page("model.html")
+
+
+@router.api_route("/releases", methods=_GET_HEAD)
+async def releases_page() -> Response:
+    return _page("releases.html")
 
 
 @router.api_route("/static/plotly.min.js", methods=_GET_HEAD)

@@ -40,6 +40,7 @@ from pydantic import (
 
 from sustain.durations import format_duration, parse_duration
 from sustain.spec.alerts import ActionSpec, AlertRule, Threshold, conditions
+from sustain.spec.release import ReleaseSettings
 from sustain.spec.secrets import EnvPolicy, env_references
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
@@ -326,6 +327,7 @@ class ModelSpec(_Strict):
         default="keep", description="keep undeclared features in the event's extra field, or reject the event"
     )
     cloudevents: CloudEventsMapping = Field(default_factory=CloudEventsMapping)
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     retention: Retention = Field(default_factory=Retention)
 
     @field_validator("name")
