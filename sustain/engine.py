@@ -5,6 +5,11 @@ window partials and note which windows changed; every ``indicator_interval``
 the indicators of the spec run on those windows and their documents are
 written back. A failing indicator (a plugin that raises, returns garbage or is
 slow) is recorded as an indicator error and never stops the engine.
+
+Models are isolated from each other: whatever fails for one model (a transform,
+its indicators, profiling its reference) is recorded on that model
+(:meth:`Engine.model_failures`, shown by ``/readyz`` and the dashboard overview)
+and the other models carry on. The failure clears once that stage succeeds again.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sustain.errors import SustainError
+from sustain.errors import PluginError, SustainError
 from sustain.indicators.base import Indicator, IndicatorValue
 from sustain.indicators.context import WindowContext, WindowSource, select_columns
 from sustain.indicators.defaults import default_indicators
@@ -29,9 +34,9 @@ from sustain.registry import Registry
 from sustain.spec import IndicatorSpec, ModelSpec
 from sustain.store.base import Store
 from sustain.transforms.plan import TransformPlan
-from sustain.transforms.protocols import Transformer, WindowStore
+from sustain.transforms.protocols import Retainer, Transformer, WindowStore
 from sustain.transforms.references import profile_reference
-from sustain.transforms.runner_report import RunReport
+from sustain.transforms.runner_report import RetentionReport, RunReport
 from sustain.transforms.window import WindowAggregates
 
 log = logging.getLogger("sustain.engine")
@@ -64,6 +69,31 @@ class EngineStats:
 
 
 @dataclass
+class ModelFailure:
+    """The latest failure of one stage (transforms, indicators, reference) of one model."""
+
+    model: str
+    stage: str
+    message: str
+    since: datetime
+    last: datetime
+    count: int = 1
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "stage": self.stage,
+            "error": self.message,
+            "since": self.since.isoformat(),
+            "last": self.last.isoformat(),
+            "count": self.count,
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, SustainError) else f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
 class _Dirty:
     plan: TransformPlan
     windows: set[tuple[str, datetime]] = field(default_factory=set)
@@ -87,6 +117,8 @@ class Engine:
         transform_interval: float = 10.0,
         indicator_interval: float = 30.0,
         indicator_timeout: float = 30.0,
+        retention: Retainer | None = None,
+        retention_interval: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         registry: Registry[type[Indicator]] | None = None,
         ownership: Ownership | None = None,
@@ -100,6 +132,8 @@ class Engine:
         self.source = source
         self.transform_interval = transform_interval
         self.indicator_interval = indicator_interval
+        self.retention = retention
+        self.retention_interval = retention_interval
         self.clock = clock
         self.stats = EngineStats()
         self.listeners: list[DocsListener] = []
@@ -117,12 +151,44 @@ class Engine:
         # model's late-arrival delay is before it.
         self._settled: datetime | None = None
         self._late: dict[str, float] = {}
+        self._failures: dict[tuple[str, str], ModelFailure] = {}
+
+    # -- per-model failures ---------------------------------------------------------------------
+    def model_failures(self) -> dict[str, list[dict[str, object]]]:
+        """Every model with a stage that failed at its latest run: model -> [{stage, error, since, ...}]."""
+        out: dict[str, list[dict[str, object]]] = {}
+        for (model, _), failure in sorted(self._failures.items()):
+            out.setdefault(model, []).append(failure.to_json())
+        return out
+
+    def _failed(self, model: str, stage: str, exc: BaseException) -> None:
+        now = self.clock()
+        message = _describe(exc)
+        known = self._failures.get((model, stage))
+        if known is None:
+            self._failures[(model, stage)] = ModelFailure(model, stage, message, now, now)
+            log.error("model %s: %s failed (the other models carry on): %s", model, stage, message, exc_info=exc)
+        else:
+            known.message, known.last, known.count = message, now, known.count + 1
+            log.warning("model %s: %s failed again (%d times): %s", model, stage, known.count, message)
+        self.stats.last_error = f"{model}: {stage}: {message}"
+
+    def _succeeded(self, model: str, stage: str) -> None:
+        if self._failures.pop((model, stage), None) is not None:
+            log.info("model %s: %s runs again", model, stage)
 
     # -- references ---------------------------------------------------------------------------
     def on_reference(self, model: str, version: str) -> None:
-        """Profile a newly uploaded reference (the collector calls this after storing it)."""
+        """Profile a newly uploaded reference (the collector calls this after storing it). A failure is
+        recorded on the model and raised as a :class:`PluginError` naming it."""
         spec = self._spec(model)
-        profile_reference(self.store, self.windows, spec, version)
+        try:
+            profile_reference(self.store, self.windows, spec, version)
+        except Exception as exc:
+            self._failed(model, "reference", exc)
+            what = f"profiling the reference of {model!r} version {version!r} failed"
+            raise PluginError(f"{what}: {_describe(exc)}") from exc
+        self._succeeded(model, "reference")
         # Profiles feed the plans: a change of bins makes the next transform run rebuild the windows.
         with self._lock:
             for plan in self.runner.plans(spec):
@@ -141,22 +207,34 @@ class Engine:
                 taken = spec.name not in self._owned  # first run, or a model taken over from another replica
                 self._owned.add(spec.name)
                 self._late[spec.name] = spec.late_arrival_seconds
-                for plan in self.runner.plans(spec):
-                    report = self.runner.run_plan(plan)
-                    reports.append(report)
-                    dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
-                    dirty.plan = plan
-                    if report.rebuilt or not self._started or taken:
-                        self._mark_recent(plan)
-                    dirty.windows.update(report.touched)
+                try:
+                    reports.extend(self._transform(spec, taken))
+                except Exception as exc:  # this model's failure, recorded on it; the others carry on
+                    self._failed(spec.name, "transforms", exc)
+                else:
+                    self._succeeded(spec.name, "transforms")
             self._started = True
             self._settled = settled
         self.stats.transform_runs += 1
         self.stats.last_transform_seconds = time.perf_counter() - started
         return reports
 
-    def _mark_recent(self, plan: TransformPlan) -> None:
+    def _transform(self, spec: ModelSpec, taken: bool) -> list[RunReport]:
+        reports = []
+        for plan in self.runner.plans(spec):
+            report = self.runner.run_plan(plan)
+            reports.append(report)
+            dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
+            dirty.plan = plan
+            if report.rebuilt or not self._started or taken:
+                self._mark_recent(plan, report.rebuilt_from)
+            dirty.windows.update(report.touched)
+        return reports
+
+    def _mark_recent(self, plan: TransformPlan, kept_from: datetime | None = None) -> None:
         since = self.clock() - timedelta(seconds=plan.window_seconds * RECENT_WINDOWS)
+        if kept_from is not None:  # older windows were not rebuilt: their indicators stand as computed
+            since = max(since, kept_from)
         dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
         dirty.plan = plan
         dirty.windows.update(self.windows.window_buckets(plan, since=since))
@@ -193,11 +271,20 @@ class Engine:
                 dirty.windows.clear()
                 dirty.open |= {k for k in keys if not self.final(plan, k[1])}  # computed early: redo once final
         docs: list[IndicatorDoc] = []
+        failed: set[str] = set()
         for plan, keys in work:
             spec = self.store.get_spec(plan.model)
             if spec is None:
                 continue
-            docs.extend(self._compute_windows(spec, plan, keys))
+            try:
+                docs.extend(self._compute_windows(spec, plan, keys))
+            except Exception as exc:  # this model's failure: its windows wait for the next run, the rest go on
+                self._failed(plan.model, "indicators", exc)
+                failed.add(plan.model)
+                with self._lock:
+                    self._dirty[plan.id].windows.update(keys)
+        for model in {plan.model for plan, _ in work} - failed:
+            self._succeeded(model, "indicators")
         self.documents.put(docs)
         self.indicators.save_states()
         self.stats.indicator_runs += 1
@@ -218,12 +305,7 @@ class Engine:
         since = min(b for _, b in keys)
         wanted = set(keys)
         windows = [w for w in self.windows.read_windows(plan, since=since) if (w.version, w.start) in wanted]
-        try:
-            indicator_specs = self.indicator_specs(spec)
-        except SustainError as exc:
-            self.stats.last_error = exc.message
-            log.error("model %s: %s", spec.name, exc.message)
-            return []
+        indicator_specs = self.indicator_specs(spec)  # a plugin that does not load fails this model only
         binning = self.windows.binning_profile(spec)
         profiles = {p.version: p for p in self.windows.list_profiles(spec.name)}
         docs: list[IndicatorDoc] = []
@@ -264,6 +346,28 @@ class Engine:
                     docs.append(doc)
         return docs
 
+    # -- retention ----------------------------------------------------------------------------
+    def run_retention(self) -> list[RetentionReport]:
+        """One retention sweep of every model (raw events, labels and dedup ids past their horizons)."""
+        if self.retention is None:
+            return []
+        reports = []
+        now = self.clock()
+        for spec in self.store.list_specs():
+            if self.ownership is not None and spec.name not in self._owned:
+                continue  # another replica computes this model: its retention is that replica's work
+            try:
+                with self._lock:  # never between a transform's read of the events and its checkpoint
+                    report = self.retention.sweep(spec, now)
+            except Exception as exc:
+                self._failed(spec.name, "retention", exc)
+                continue
+            self._succeeded(spec.name, "retention")
+            reports.append(report)
+            if report.events or report.labels:
+                log.info("model %s: retention deleted %d events and %d labels", spec.name, report.events, report.labels)
+        return reports
+
     # -- schedule -----------------------------------------------------------------------------
     def step(self) -> list[IndicatorDoc]:
         """One transform run then one indicator run (tests and one-shot commands)."""
@@ -288,6 +392,7 @@ class Engine:
 
     def _loop(self) -> None:
         next_transform = next_indicators = time.monotonic()
+        next_retention = next_transform + self.retention_interval
         while not self._stop.is_set():
             now = time.monotonic()
             try:
@@ -297,12 +402,15 @@ class Engine:
                 if now >= next_indicators:
                     self.run_indicators()
                     next_indicators = now + self.indicator_interval
+                if now >= next_retention:
+                    self.run_retention()
+                    next_retention = now + self.retention_interval
             except Exception as exc:  # keep the schedule whatever happens; the error is visible in stats
                 self.stats.last_error = repr(exc)
                 log.exception("engine step failed; retrying at the next interval")
                 next_transform = max(next_transform, now + self.transform_interval)
                 next_indicators = max(next_indicators, now + self.indicator_interval)
-            self._stop.wait(max(0.01, min(next_transform, next_indicators) - time.monotonic()))
+            self._stop.wait(max(0.01, min(next_transform, next_indicators, next_retention) - time.monotonic()))
 
     def _spec(self, model: str) -> ModelSpec:
         spec = self.store.get_spec(model)

@@ -44,7 +44,7 @@ models:
         actions: [retrain, note]
         resolve_after: 1
     actions:
-      retrain: {type: retrain, url: "RECEIVER/retrain", secret: "${RETRAIN_SECRET}", retries: 2}
+      retrain: {type: retrain, url: "RECEIVER/retrain", secret: "${SUSTAIN_SECRET_RETRAIN}", retries: 2}
       note: {type: log}
 """
 
@@ -81,7 +81,11 @@ def test_drift_fires_one_signed_retrain_and_resolves(tmp_path: Path) -> None:
         model = SyntheticModel(spec, seed=8)
         reference = tmp_path / "ref.parquet"
         pq.write_table(pa.table(model.reference(5000)), reference)
-        env = {"SUSTAIN_TRANSFORM_INTERVAL": "1", "SUSTAIN_INDICATOR_INTERVAL": "1", "RETRAIN_SECRET": "trainer-key"}
+        env = {
+            "SUSTAIN_TRANSFORM_INTERVAL": "1",
+            "SUSTAIN_INDICATOR_INTERVAL": "1",
+            "SUSTAIN_SECRET_RETRAIN": "trainer-key",
+        }
         server = ServerProcess(tmp_path, spec_file, env=env).start()
         traffic = Traffic(server.url, model)
         try:

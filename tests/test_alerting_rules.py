@@ -104,12 +104,12 @@ DRIFT_RULE = {"name": "drift", "when": {"indicator": "drift", "feature": "any", 
 
 
 def test_fire_then_resolve_and_the_webhook_is_signed(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("HOOK_SECRET", "s3cret")
+    monkeypatch.setenv("SUSTAIN_SECRET_HOOK", "s3cret")
     with Receiver() as receiver:
         _, docs, alerting, clock = make(
             tmp_path,
             [{**DRIFT_RULE, "actions": ["hook"]}],
-            {"hook": {"type": "webhook", "url": receiver.url, "secret": "${HOOK_SECRET}"}},
+            {"hook": {"type": "webhook", "url": receiver.url, "secret": "${SUSTAIN_SECRET_HOOK}"}},
         )
         window(docs, 0, {"x": "ok", "y": "ok"})
         at(clock, 0)

@@ -25,6 +25,7 @@ convention of DuckDB's ``histogram(x, boundaries)`` and of the Elasticsearch
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +71,7 @@ class ColumnProfile:
     def bin_counts(self, values: npt.NDArray[np.float64]) -> list[int]:
         """Counts of ``values`` in this profile's bins (NaN ignored)."""
         assert self.edges is not None
-        finite = values[~np.isnan(values)]
+        finite = values[np.isfinite(values)]
         idx = np.searchsorted(np.asarray(self.edges), finite, side="left")
         return [int(c) for c in np.bincount(idx, minlength=len(self.edges) + 1)]
 
@@ -108,7 +109,7 @@ class ReferenceProfile:
     @classmethod
     def from_json(cls, data: bytes | str) -> ReferenceProfile:
         body = orjson.loads(data)
-        columns = {k: ColumnProfile(**v) for k, v in body.pop("columns").items()}
+        columns = {k: _readable(ColumnProfile(**v)) for k, v in body.pop("columns").items()}
         created = datetime.fromisoformat(body.pop("created_at"))
         return cls(columns=columns, created_at=created, **body)
 
@@ -124,6 +125,15 @@ class ReferenceProfile:
         """The bounded sample of a numeric column as floats (missing values dropped)."""
         values = [v for v in self.sample.get(column, []) if v is not None]
         return np.asarray(values, dtype=np.float64)
+
+
+def _readable(column: ColumnProfile) -> ColumnProfile:
+    """A stored column profile whose edges are all numbers. Profiles stored before infinity was refused may
+    hold an edge JSON wrote as null: such a column is read as unbinned (no drift on it) until a new reference
+    replaces the profile, instead of failing every transform of the model."""
+    if column.edges is not None and any(e is None or not math.isfinite(e) for e in column.edges):
+        column.edges = column.counts = None
+    return column
 
 
 def binning_profile(profiles: list[ReferenceProfile], version: str | None) -> ReferenceProfile | None:
@@ -154,7 +164,9 @@ def numeric_values(arr: pa.ChunkedArray | pa.Array, kind: str) -> npt.NDArray[np
 def numeric_profile(
     column: str, kind: str, values: npt.NDArray[np.float64], bins: int, edges: list[float] | None = None
 ) -> ColumnProfile:
-    finite = values[~np.isnan(values)]
+    # Infinity is never a bin edge or a statistic (the collector refuses it; a profile is built from what is
+    # stored): it counts as missing, like NaN.
+    finite = values[np.isfinite(values)]
     profile = ColumnProfile(column=column, kind=kind, n=len(values), missing=int(len(values) - len(finite)))
     if len(finite) == 0:
         return profile

@@ -12,7 +12,7 @@ from typing import Protocol
 from sustain.spec import ModelSpec
 from sustain.transforms.plan import TransformPlan
 from sustain.transforms.profile import ReferenceProfile
-from sustain.transforms.runner_report import RunReport
+from sustain.transforms.runner_report import RetentionReport, RunReport
 from sustain.transforms.window import WindowAggregates
 
 
@@ -46,3 +46,10 @@ class Transformer(Protocol):
     def plans(self, spec: ModelSpec) -> list[TransformPlan]: ...
 
     def run_plan(self, plan: TransformPlan) -> RunReport: ...
+
+
+class Retainer(Protocol):
+    """Deletes what grows with traffic once it is no longer needed (raw events and labels past
+    ``retention.events`` that every window has folded in, dedup ids past ``retention.dedup``)."""
+
+    def sweep(self, spec: ModelSpec, now: datetime) -> RetentionReport: ...

@@ -48,16 +48,23 @@ class TransformRunner:
         started = time.perf_counter()
         checkpoint = self.windows.get_checkpoint(plan.id)
         rebuilt = False
+        source = events_table(plan.model)
+        since: datetime | None = None
         if checkpoint is None or checkpoint.fingerprint != plan.fingerprint:
             rebuilt = checkpoint is not None
+            # After retention, only the windows whose raw events are all still there are rebuilt; the older
+            # ones keep the partials (and indicator documents) computed on the bins of their time.
+            since = self.windows.retained_from(plan.model)
             if rebuilt:
                 log.info("transform %s changed (new bins or columns): rebuilding its windows", plan.id)
-            self.windows.reset_partials(plan)
+            self.windows.reset_partials(plan, since)
+            if since is not None:
+                source = f"(SELECT * FROM {source} WHERE ts >= TIMESTAMPTZ '{since.isoformat()}')"
             done = 0
         else:
             done = checkpoint.seq
         upto = self.store.committed_seq(plan.model)
-        sql = delta_sql(plan, events_table(plan.model))
+        sql = delta_sql(plan, source)
         events = partials = 0
         touched: set[tuple[str, datetime]] = set()
         while done < upto:
@@ -73,7 +80,9 @@ class TransformRunner:
             self.windows.merge_partials(plan, rows, chunk_end)
             done = chunk_end
         touched.update(self._labelled_windows(plan))
-        return RunReport(plan.id, events, partials, time.perf_counter() - started, rebuilt, done, frozenset(touched))
+        seconds = time.perf_counter() - started
+        rebuilt_from = since if rebuilt else None
+        return RunReport(plan.id, events, partials, seconds, rebuilt, done, frozenset(touched), rebuilt_from)
 
     def _labelled_windows(self, plan: TransformPlan) -> set[tuple[str, datetime]]:
         """Windows whose events got labels since the last run: their label metrics must be recomputed.

@@ -135,11 +135,25 @@ class DuckDBWindows:
                 [transform, seq, fingerprint, datetime.now(UTC)],
             )
 
-    def reset_partials(self, plan: TransformPlan) -> None:
-        """Forget a window's partials: the plan changed (new bins) and they are rebuilt from the events."""
+    def retained_from(self, model: str) -> datetime | None:
+        """Raw events of ``model`` before this time were deleted by retention (None: none were)."""
+        checkpoint = self.get_checkpoint(f"{model}#retained")
+        return None if checkpoint is None else datetime.fromtimestamp(checkpoint.seq, UTC)
+
+    def set_retained_from(self, model: str, when: datetime) -> None:
+        self.set_checkpoint(f"{model}#retained", int(when.timestamp()), "retention")
+
+    def reset_partials(self, plan: TransformPlan, since: datetime | None = None) -> None:
+        """Forget a window's partials (from ``since`` on): the plan changed (new bins) and they are rebuilt from
+        the events. Windows before ``since`` lost their raw events to retention and keep their partials."""
         with self.store.transaction() as con:
             self._ensure(con, plan.model)
-            con.execute(f"DELETE FROM {partials_table(plan.model)} WHERE win = ?", [plan.window])
+            if since is None:
+                con.execute(f"DELETE FROM {partials_table(plan.model)} WHERE win = ?", [plan.window])
+            else:
+                con.execute(
+                    f"DELETE FROM {partials_table(plan.model)} WHERE win = ? AND bucket >= ?", [plan.window, since]
+                )
             con.execute(
                 "INSERT OR REPLACE INTO _checkpoints VALUES (?, 0, ?, ?)",
                 [plan.id, plan.fingerprint, datetime.now(UTC)],

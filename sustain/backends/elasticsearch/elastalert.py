@@ -415,7 +415,7 @@ def _rule_file(
     elif opts.token_header:
         lines.append(
             f"ElastAlert2 expands ${{{TOKEN_ENV}}} from its environment when it loads this file: set it to a "
-            "sustain write token in the ElastAlert2 container."
+            "sustain admin token in the ElastAlert2 container (hooks run actions: they need the admin scope)."
         )
     text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
     return _comment(lines) + text
