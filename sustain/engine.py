@@ -146,6 +146,11 @@ class Engine:
         self._started = False
         self.ownership = ownership
         self._owned: set[str] = set()
+        # Events up to this time are folded into the windows: the start of the last transform run, less the
+        # runner's own lag (an Elasticsearch transform's sync delay). A window is final once its end plus the
+        # model's late-arrival delay is before it.
+        self._settled: datetime | None = None
+        self._late: dict[str, float] = {}
         self._failures: dict[tuple[str, str], ModelFailure] = {}
 
     # -- per-model failures ---------------------------------------------------------------------
@@ -192,6 +197,7 @@ class Engine:
     # -- transforms ---------------------------------------------------------------------------
     def run_transforms(self, specs: Iterable[ModelSpec] | None = None) -> list[RunReport]:
         started = time.perf_counter()
+        settled = self.clock() - timedelta(seconds=float(getattr(self.runner, "lag_seconds", 0.0)))
         reports = []
         with self._lock:
             for spec in specs if specs is not None else self.store.list_specs():
@@ -200,6 +206,7 @@ class Engine:
                     continue
                 taken = spec.name not in self._owned  # first run, or a model taken over from another replica
                 self._owned.add(spec.name)
+                self._late[spec.name] = spec.late_arrival_seconds
                 try:
                     reports.extend(self._transform(spec, taken))
                 except Exception as exc:  # this model's failure, recorded on it; the others carry on
@@ -207,6 +214,7 @@ class Engine:
                 else:
                     self._succeeded(spec.name, "transforms")
             self._started = True
+            self._settled = settled
         self.stats.transform_runs += 1
         self.stats.last_transform_seconds = time.perf_counter() - started
         return reports
@@ -237,12 +245,19 @@ class Engine:
             load_module(module, self.registry)
         return spec.indicators if spec.indicators is not None else default_indicators(spec)
 
+    def final(self, plan: TransformPlan, start: datetime) -> bool:
+        """Whether the window of ``plan`` starting at ``start`` is final: its end plus the model's late-arrival
+        delay is before the last transform run, so every event that arrived in time is in it."""
+        if self._settled is None:
+            return False
+        end = start + timedelta(seconds=plan.window_seconds + self._late.get(plan.model, 0.0))
+        return end <= self._settled
+
     def run_indicators(self) -> list[IndicatorDoc]:
         started = time.perf_counter()
-        now = self.clock()
         with self._lock:
             for d in self._dirty.values():
-                closed = {k for k in d.open if k[1] + timedelta(seconds=d.plan.window_seconds) <= now}
+                closed = {k for k in d.open if self.final(d.plan, k[1])}
                 d.windows |= closed
                 d.open -= closed
             if self.ownership is not None:  # windows of models another replica computes now are its work
@@ -254,7 +269,7 @@ class Engine:
             for plan, keys in work:
                 dirty = self._dirty[plan.id]
                 dirty.windows.clear()
-                dirty.open |= {k for k in keys if k[1] + timedelta(seconds=plan.window_seconds) > now}
+                dirty.open |= {k for k in keys if not self.final(plan, k[1])}  # computed early: redo once final
         docs: list[IndicatorDoc] = []
         failed: set[str] = set()
         for plan, keys in work:
@@ -293,9 +308,9 @@ class Engine:
         indicator_specs = self.indicator_specs(spec)  # a plugin that does not load fails this model only
         binning = self.windows.binning_profile(spec)
         profiles = {p.version: p for p in self.windows.list_profiles(spec.name)}
-        now = self.clock()
         docs: list[IndicatorDoc] = []
         for window in windows:
+            partial = not self.final(plan, window.start)
             reference = profiles.get(window.version) or binning
             computed: dict[str, list[IndicatorValue]] = {}
             for ind in indicator_specs:
@@ -310,7 +325,7 @@ class Engine:
                     source=self.source,
                     seed=_seed(spec.name, window),
                     values=computed,
-                    partial=window.end > now,
+                    partial=partial,
                 )
                 values = self.indicators.run(spec, ind, ctx)
                 computed[ind.id] = values
@@ -324,7 +339,7 @@ class Engine:
                         window=plan.window,
                         start=window.start,
                         end=window.end,
-                        partial=window.end > now,
+                        partial=partial,
                     )
                     if reference is not None and value.details is not None:
                         doc.details.setdefault("reference_version", reference.version)

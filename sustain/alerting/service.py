@@ -9,8 +9,7 @@ from typing import Any
 from sustain.alerting.conditions import Series, evaluate
 from sustain.alerting.dispatcher import Dispatcher
 from sustain.alerting.documents import Alert, AlertStore
-from sustain.alerting.evaluator import AlertEvaluator, dedup_key
-from sustain.durations import parse_duration
+from sustain.alerting.evaluator import AlertEvaluator, dedup_key, rule_window
 from sustain.errors import Conflict, NotFound, ValidationError
 from sustain.indicators.documents import IndicatorDoc, IndicatorStore
 from sustain.spec import ModelSpec
@@ -62,7 +61,7 @@ class Alerting:
             )
         now = self.clock()
         version = str(payload.get("version") or "*")
-        window = rule.window or min(spec.windows, key=parse_duration)
+        window = rule_window(spec, rule)  # confirmed on the newest final window, as the rule judges
         scope = None if version == "*" else version
         verdict = evaluate(rule.when, Series(self.documents, spec.name, now), window, scope, 0, "fire")
         if not verdict.holds:

@@ -25,8 +25,7 @@ import pyarrow as pa
 from sustain.indicators.decide import (
     SAMPLE_TESTS,
     Assessment,
-    Correction,
-    check_settings,
+    DriftSettings,
     decide,
     insufficient,
     judge,
@@ -103,30 +102,17 @@ class DriftReport:
 
     def __init__(
         self,
+        settings: DriftSettings | None = None,
         *,
-        alpha: float = 0.01,
-        correction: Correction = "bh",
-        method: str = "auto",
-        test: str = "auto",
         bins: int = 20,
-        min_effect: float | None = None,
-        draws: int = 400,
-        exact_max: int = 1000,
         max_categories: int = 100,
         seed: int = 0,
         threads: int | None = None,
     ) -> None:
-        check_settings(alpha=alpha, correction=correction, method=method, test=test)
         if bins < 2:
             raise ValueError("bins must be at least 2")
-        self.alpha = alpha
-        self.correction: Correction = correction
-        self.method = method
-        self.test = test
+        self.settings = settings if settings is not None else DriftSettings()
         self.bins = bins
-        self.min_effect = min_effect
-        self.draws = draws
-        self.exact_max = exact_max
         self.max_categories = max_categories
         self.seed = seed
         self.threads = threads
@@ -279,7 +265,7 @@ class DriftReport:
             self._assess(i, c, bins.get(i), ref, cur, samples, len(columns), identifiers.get(i))
             for i, c in enumerate(columns)
         ]
-        decide(assessed, self.alpha, self.correction)
+        decide(assessed, self.settings.alpha, self.settings.correction)
         return assessed, notes, {"reference_rows": ref.rows, "current_rows": cur.rows}
 
     def _samples(
@@ -291,7 +277,7 @@ class DriftReport:
         current_rows: int,
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Raw values for exact tests, only when the current data is small enough to take one."""
-        if current_rows > self.exact_max and self.test not in SAMPLE_TESTS:
+        if current_rows > self.settings.exact_max and self.settings.test not in SAMPLE_TESTS:
             return {}
         numeric = [c.name for c in columns if c.kind == "numeric"]
         if not numeric:
@@ -306,7 +292,7 @@ class DriftReport:
     @property
     def sample_size(self) -> int:
         """Values kept per numeric column for exact tests."""
-        return max(self.exact_max, 5000)
+        return max(self.settings.exact_max, 5000)
 
     def _assess(
         self,
@@ -329,21 +315,19 @@ class DriftReport:
             reason = f"{distinct:,} distinct values in the reference: an identifier, not compared"
             return insufficient(c.name, c.kind, cur.rows - cur.missing[i], reason)
         else:
+            # Every category of either side is a bin of its own: which categories the test sees separately must
+            # not be chosen by the reference alone: categories it happened to see are over-represented in it.
             ref_map, cur_map = ref.categories[i], cur.categories[i]
-            keys = [k for k, _ in sorted(ref_map.items(), key=lambda kv: (-kv[1], kv[0]))][: self.max_categories]
-            kept = set(keys)
-            other_ref = sum(v for k, v in ref_map.items() if k not in kept)
-            other_cur = sum(v for k, v in cur_map.items() if k not in kept)
-            ref_counts = np.array([ref_map[k] for k in keys] + [other_ref], dtype=float)
-            cur_counts = np.array([cur_map.get(k, 0) for k in keys] + [other_cur], dtype=float)
-            keys = [*keys, OTHER]
+            keys = sorted(ref_map, key=lambda k: (-ref_map[k], k))
+            keys += sorted((k for k in cur_map if k not in ref_map), key=lambda k: (-cur_map[k], k))
+            ref_counts = np.array([ref_map.get(k, 0) for k in keys] + [0], dtype=float)
+            cur_counts = np.array([cur_map.get(k, 0) for k in keys] + [0], dtype=float)
+            keys = [*keys, OTHER]  # empty, so that a single category still makes two bins
         n = int(cur_counts.sum())
         if edges is not None:
             histogram = Histogram.numeric(edges, ref_counts.tolist(), cur_counts.tolist())
         else:
-            shown = len(keys) if ref_counts[-1] or cur_counts[-1] else len(keys) - 1  # no empty "(other)" bar
-            labels = ["(other)" if k == OTHER else k for k in keys[:shown]]
-            histogram = Histogram(labels, ref_counts[:shown].tolist(), cur_counts[:shown].tolist())
+            histogram = _category_histogram(keys[:-1], ref_counts[:-1], cur_counts[:-1], self.max_categories)
         if n == 0 or ref_counts.sum() == 0:
             result = insufficient(c.name, c.kind, n, "no values on one side")
             result.details["histogram"] = histogram
@@ -353,14 +337,8 @@ class DriftReport:
             c.kind,
             ref_counts,
             cur_counts,
-            method=self.method,
-            test=self.test,
-            min_effect=self.min_effect,
-            exact_max=self.exact_max,
-            alpha=self.alpha,
+            self.settings,
             columns=n_columns,
-            correction=self.correction,
-            draws=self.draws,
             seed=self.seed + i,
             samples=samples.get(c.name),
             keys=keys,
@@ -396,6 +374,17 @@ def _from_profile(
         else:
             tally.categories[i] = dict(saved.categories)
     return bins, tally, identifiers
+
+
+def _category_histogram(keys: list[str], ref_counts: np.ndarray, cur_counts: np.ndarray, shown: int) -> Histogram:
+    """The first ``shown`` categories (the reference's most frequent first, then new ones), the rest as one
+    "(other)" bar."""
+    labels, ref_shown, cur_shown = keys[:shown], ref_counts[:shown].tolist(), cur_counts[:shown].tolist()
+    if len(keys) > shown:
+        labels = [*labels, "(other)"]
+        ref_shown.append(float(ref_counts[shown:].sum()))
+        cur_shown.append(float(cur_counts[shown:].sum()))
+    return Histogram(labels, ref_shown, cur_shown)
 
 
 def histograms(assessed: list[Assessment]) -> dict[str, Histogram]:

@@ -129,8 +129,9 @@ class Output(_Strict):
     """One thing the model says.
 
     ``class_label`` is the predicted class; ``class_scores`` one score per class
-    (sent as a list in class order or a {class: score} object); ``probability``
-    a single score (e.g. of the positive class); ``regression`` a number.
+    (sent as a list in class order or a {class: score} object; matched to the
+    label's classes by name); ``probability`` the score of the label's
+    ``positive_class`` (the last class when none is named); ``regression`` a number.
     """
 
     name: str
@@ -162,7 +163,16 @@ class Label(_Strict):
 
     kind: LabelKind
     classes: StrList | None = None
-    positive_class: str | None = None
+    positive_class: str | None = Field(
+        default=None,
+        description="the positive class of binary metrics and estimates, and the class a probability output is "
+        "the score of (default: the last class)",
+    )
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _positive_as_str(cls, v: Any) -> Any:
+        return _as_str_list([v])[0] if v is not None else None
 
     @field_validator("classes")
     @classmethod
@@ -184,6 +194,13 @@ class ReferenceSettings(_Strict):
     bins: int = Field(default=20, ge=2, le=1000, description="quantile bins per numeric feature")
     max_categories: int = Field(default=100, ge=2, le=10_000)
     sample_size: int = Field(default=5000, ge=100, le=1_000_000, description="bounded sample kept")
+    labelled_sample_size: int = Field(
+        default=50_000,
+        ge=0,
+        le=1_000_000,
+        description="labelled reference rows kept (outputs and label only) to recalibrate scores for "
+        "estimated_performance",
+    )
     path: str | None = Field(default=None, description="file loaded at start-up if no reference is stored")
     version: str | None = None
 
@@ -316,6 +333,11 @@ class ModelSpec(_Strict):
     outputs: Annotated[list[Output], BeforeValidator(_mapping_to_list)] = Field(default_factory=list)
     label: Label | None = None
     windows: list[str] = Field(default_factory=lambda: ["1h"])
+    late_arrival: str = Field(
+        default="5s",
+        description="how long after a window ends its events may still arrive: the window is final, and alert "
+        "rules judge it, once its end plus this delay has passed",
+    )
     reference: ReferenceSettings = Field(default_factory=ReferenceSettings)
     indicators: list[IndicatorSpec] | None = Field(
         default=None, description="default: the built-in set that fits the model"
@@ -349,6 +371,12 @@ class ModelSpec(_Strict):
     @classmethod
     def _default_version(cls, v: Any) -> Any:
         return None if v is None else str(v)
+
+    @field_validator("late_arrival")
+    @classmethod
+    def _late_arrival(cls, v: str) -> str:
+        parse_duration(v)
+        return v
 
     @field_validator("windows")
     @classmethod
@@ -412,6 +440,10 @@ class ModelSpec(_Strict):
 
     def window_seconds(self) -> list[float]:
         return [parse_duration(w) for w in self.windows]
+
+    @property
+    def late_arrival_seconds(self) -> float:
+        return parse_duration(self.late_arrival)
 
     def feature(self, name: str) -> Feature | None:
         for f in self.features:

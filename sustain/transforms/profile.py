@@ -5,7 +5,9 @@ output it keeps the bin edges (quantile bins for numbers; the category set,
 with room for unseen values, for categories), the counts in those bins,
 summary statistics, and a bounded sample for the tests that need raw values.
 Drift is then computed from window aggregates against the profile; the raw
-reference is not needed again.
+reference is not needed again. With a label, a second and larger bounded
+sample keeps only the outputs and the label of labelled rows: estimation
+recalibrates the model's scores on it.
 
 Bins are right-closed, ``(-inf, e0], (e0, e1], ..., (e_last, +inf)``, the
 convention of DuckDB's ``histogram(x, boundaries)`` and of the Elasticsearch
@@ -35,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sustain.transforms.bins import OTHER as OTHER  # one name for the bin, re-exported for the transforms
+from sustain.transforms.edges import quantile_edges
 
 QUANTILE_POINTS = 101
 
@@ -95,6 +98,8 @@ class ReferenceProfile:
     columns: dict[str, ColumnProfile]
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     sample: dict[str, list[Any]] = field(default_factory=dict)
+    # Labelled rows, outputs and label only, bounded on their own (larger) budget: what estimation recalibrates on.
+    labelled: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         body = asdict(self)
@@ -141,15 +146,6 @@ def binning_profile(profiles: list[ReferenceProfile], version: str | None) -> Re
     return profiles[0] if profiles else None
 
 
-def _quantile_edges(values: npt.NDArray[np.float64], bins: int) -> list[float]:
-    distinct = np.unique(values)
-    if len(distinct) <= bins:
-        # Few distinct values: one bin per value, exact for discrete features.
-        return [float(v) for v in distinct[:-1]]
-    qs = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1], method="linear")
-    return [float(v) for v in np.unique(qs)]
-
-
 def numeric_values(arr: pa.ChunkedArray | pa.Array, kind: str) -> npt.NDArray[np.float64]:
     """The numbers a column is binned on: its value, a text's length or an embedding's norm (NaN for null)."""
     if kind == "text":
@@ -174,7 +170,7 @@ def numeric_profile(
     profile = ColumnProfile(column=column, kind=kind, n=len(values), missing=int(len(values) - len(finite)))
     if len(finite) == 0:
         return profile
-    profile.edges = edges if edges is not None else _quantile_edges(finite, bins)
+    profile.edges = edges if edges is not None else quantile_edges(finite, bins).tolist()
     profile.counts = profile.bin_counts(finite)
     profile.mean = float(finite.mean())
     profile.std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
@@ -208,6 +204,7 @@ def build_profile(
     sample_size: int = 5000,
     binning: ReferenceProfile | None = None,
     seed: int = 0,
+    labelled_size: int = 0,
 ) -> ReferenceProfile:
     """Profile every column of ``table`` named in ``kinds`` (storage column → kind).
 
@@ -230,7 +227,20 @@ def build_profile(
     take = np.sort(rng.choice(rows, size=min(rows, sample_size), replace=False)) if rows else np.array([], int)
     sampled = table.take(pa.array(take, pa.int64())) if rows else table
     sample = {name: _plain(sampled.column(name)) for name in kinds if name in table.column_names}
-    return ReferenceProfile(model=model, version=version, rows=rows, columns=columns, sample=sample)
+    labelled = _labelled_sample(table, [name for name in kinds if name.startswith("o:")], labelled_size, rng)
+    return ReferenceProfile(model=model, version=version, rows=rows, columns=columns, sample=sample, labelled=labelled)
+
+
+def _labelled_sample(table: pa.Table, outputs: list[str], size: int, rng: np.random.Generator) -> dict[str, list[Any]]:
+    """Up to ``size`` rows that have a label, with the outputs and the label only."""
+    if size <= 0 or "label" not in table.column_names:
+        return {}
+    rows = np.flatnonzero(np.asarray(table.column("label").is_valid().to_numpy(zero_copy_only=False), dtype=bool))
+    if rows.size == 0:
+        return {}
+    take = np.sort(rng.choice(rows, size=min(rows.size, size), replace=False))
+    chosen = table.select([c for c in [*outputs, "label"] if c in table.column_names]).take(pa.array(take, pa.int64()))
+    return {name: _plain(chosen.column(name)) for name in chosen.column_names}
 
 
 def _plain(arr: pa.ChunkedArray) -> list[Any]:

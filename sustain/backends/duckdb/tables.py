@@ -61,6 +61,9 @@ class DuckDBWindows:
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
         self._ready: set[str] = set()
+        # Parsed profiles by their stored text: a profile with a labelled sample is a few MB of JSON, read on
+        # every indicator run.
+        self._parsed: dict[tuple[str, int], ReferenceProfile] = {}
         with store.transaction() as con:
             for ddl in WINDOW_DDL:
                 con.execute(ddl)
@@ -99,7 +102,18 @@ class DuckDBWindows:
             .execute("SELECT profile FROM _profiles WHERE model = ? ORDER BY created_at", [model])
             .fetchall()
         )
-        return [ReferenceProfile.from_json(r[0]) for r in rows]
+        return [self._parse(model, r[0]) for r in rows]
+
+    def _parse(self, model: str, body: str) -> ReferenceProfile:
+        """The profile stored as ``body``, parsed once (callers read profiles, never change them)."""
+        key = (model, hash(body))
+        found = self._parsed.get(key)
+        if found is None:
+            found = ReferenceProfile.from_json(body)
+            if len(self._parsed) > 64:
+                self._parsed.clear()
+            self._parsed[key] = found
+        return found
 
     def binning_profile(self, spec: ModelSpec) -> ReferenceProfile | None:
         """The spec's reference version, else the first reference uploaded."""
