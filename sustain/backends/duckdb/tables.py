@@ -9,14 +9,17 @@ the transform's checkpoint, so a restart never counts a row twice or misses one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
+from sustain.backends.duckdb.partials import PARTIAL_SCHEMA
 from sustain.backends.duckdb.store import DuckDBStore
 from sustain.spec import ModelSpec
 from sustain.store.layout import TIMESTAMP, quote
@@ -31,17 +34,8 @@ WINDOW_DDL = (
     " fingerprint VARCHAR NOT NULL, updated_at TIMESTAMPTZ)",
 )
 
-PARTIALS_SCHEMA = pa.schema(
-    [
-        ("win", pa.string()),
-        ("version", pa.string()),
-        ("bucket", TIMESTAMP),
-        ("column", pa.string()),
-        ("stat", pa.string()),
-        ("key", pa.string()),
-        ("value", pa.float64()),
-    ]
-)
+# Profile writes per store, through whichever DuckDBWindows: a parsed profile is kept until the count moves.
+_PROFILE_WRITES: WeakKeyDictionary[DuckDBStore, int] = WeakKeyDictionary()
 
 
 def partials_table(model: str) -> str:
@@ -55,12 +49,24 @@ class Checkpoint:
     fingerprint: str
 
 
+@dataclass(frozen=True)
+class Merge:
+    """New partials of one plan (:data:`~sustain.backends.duckdb.partials.PARTIAL_SCHEMA`) and the checkpoint
+    they bring it to."""
+
+    plan: TransformPlan
+    partials: pa.Table
+    seq: int
+
+
 class DuckDBWindows:
     """Profiles, partials and checkpoints kept beside the events of a :class:`DuckDBStore`."""
 
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
         self._ready: set[str] = set()
+        self._profiles: dict[str, list[ReferenceProfile]] = {}
+        self._generation = -1
         with store.transaction() as con:
             for ddl in WINDOW_DDL:
                 con.execute(ddl)
@@ -84,6 +90,7 @@ class DuckDBWindows:
                 "INSERT OR REPLACE INTO _profiles VALUES (?, ?, ?, ?)",
                 [profile.model, profile.version, profile.created_at, profile.to_json().decode()],
             )
+        _PROFILE_WRITES[self.store] = _PROFILE_WRITES.get(self.store, 0) + 1
 
     def get_profile(self, model: str, version: str) -> ReferenceProfile | None:
         rows = (
@@ -94,12 +101,22 @@ class DuckDBWindows:
         return ReferenceProfile.from_json(rows[0][0]) if rows else None
 
     def list_profiles(self, model: str) -> list[ReferenceProfile]:
-        rows = (
-            self._cursor()
-            .execute("SELECT profile FROM _profiles WHERE model = ? ORDER BY created_at", [model])
-            .fetchall()
-        )
-        return [ReferenceProfile.from_json(r[0]) for r in rows]
+        """Oldest first. Parsed once and kept until a profile of this store is written again (through any
+        :class:`DuckDBWindows` of it): an engine pass reads every model's profiles, and parsing one costs
+        milliseconds. Callers read the profiles and never change them."""
+        generation = _PROFILE_WRITES.get(self.store, 0)
+        if generation != self._generation:
+            self._profiles.clear()
+            self._generation = generation
+        found = self._profiles.get(model)
+        if found is None:
+            rows = (
+                self._cursor()
+                .execute("SELECT profile FROM _profiles WHERE model = ? ORDER BY created_at", [model])
+                .fetchall()
+            )
+            found = self._profiles[model] = [ReferenceProfile.from_json(r[0]) for r in rows]
+        return list(found)
 
     def binning_profile(self, spec: ModelSpec) -> ReferenceProfile | None:
         """The spec's reference version, else the first reference uploaded."""
@@ -135,37 +152,91 @@ class DuckDBWindows:
         self, plan: TransformPlan, rows: Sequence[tuple[str, datetime, str, str, str, float]], seq: int
     ) -> None:
         """Add ``rows`` to the stored partials and move the checkpoint to ``seq``, atomically."""
-        with self.store.transaction() as con:
-            self._ensure(con, plan.model)
-            if rows:
-                versions, buckets, columns, stats, keys, values = zip(*rows, strict=True)
-                delta = pa.table(
-                    [
-                        pa.array([plan.window] * len(rows), pa.string()),
-                        pa.array(versions, pa.string()),
-                        pa.array(buckets, TIMESTAMP),
-                        pa.array(columns, pa.string()),
-                        pa.array(stats, pa.string()),
-                        pa.array(keys, pa.string()),
-                        pa.array(values, pa.float64()),
-                    ],
-                    schema=PARTIALS_SCHEMA,
-                )
-                con.register("_delta", delta)
-                try:
-                    con.execute(
-                        f"INSERT INTO {partials_table(plan.model)} SELECT * FROM _delta ON CONFLICT (win, version,"
-                        ' bucket, "column", stat, key) DO UPDATE SET value = CASE'
-                        " WHEN excluded.stat = 'min' THEN least(value, excluded.value)"
-                        " WHEN excluded.stat = 'max' THEN greatest(value, excluded.value)"
-                        " ELSE value + excluded.value END"
-                    )
-                finally:
-                    con.unregister("_delta")
-            con.execute(
-                "INSERT OR REPLACE INTO _checkpoints VALUES (?, ?, ?, ?)",
-                [plan.id, seq, plan.fingerprint, datetime.now(UTC)],
+        if rows:
+            versions, buckets, columns, stats, keys, values = zip(*rows, strict=True)
+            delta = pa.table(
+                [
+                    pa.array(versions, pa.string()),
+                    pa.array(buckets, TIMESTAMP),
+                    pa.array(columns, pa.string()),
+                    pa.array(stats, pa.string()),
+                    pa.array(keys, pa.string()),
+                    pa.array(values, pa.float64()),
+                ],
+                schema=PARTIAL_SCHEMA,
             )
+        else:
+            delta = PARTIAL_SCHEMA.empty_table()
+        self.merge_many([Merge(plan, delta, seq)])
+
+    def checkpoints(self) -> dict[str, Checkpoint]:
+        """Every checkpoint, by transform (one query: a pass reads them all at once)."""
+        rows = self._cursor().execute("SELECT transform, seq, fingerprint FROM _checkpoints").fetchall()
+        return {r[0]: Checkpoint(r[0], int(r[1]), r[2]) for r in rows}
+
+    def merge_many(
+        self,
+        merges: Sequence[Merge],
+        marks: Sequence[Checkpoint] = (),
+        expected: Mapping[str, Checkpoint | None] | None = None,
+    ) -> set[str]:
+        """Add each merge's partials and move its checkpoint, and set ``marks`` (other checkpoints, such as the
+        labels'), all in one transaction.
+
+        With ``expected`` (the checkpoints the partials were computed from, by transform), a merge whose stored
+        checkpoint moved meanwhile (another runner over the same file) is left out, and its transform id
+        returned: the events would otherwise count twice. Nothing is written for a mark whose transform is left
+        out either.
+        """
+        now = datetime.now(UTC)
+        with self.store.transaction() as con:
+            stale: set[str] = set()
+            if expected is not None:
+                ids = [m.plan.id for m in merges]
+                stored = {
+                    r[0]: (int(r[1]), r[2])
+                    for r in con.execute(
+                        "SELECT transform, seq, fingerprint FROM _checkpoints WHERE list_contains(?, transform)", [ids]
+                    ).fetchall()
+                }
+                for m in merges:
+                    before = expected.get(m.plan.id)
+                    if stored.get(m.plan.id) != (None if before is None else (before.seq, before.fingerprint)):
+                        stale.add(m.plan.id)
+            for m in merges:
+                if m.plan.id in stale:
+                    continue
+                self._ensure(con, m.plan.model)
+                if m.partials.num_rows:
+                    con.register("_delta", m.partials)
+                    try:
+                        con.execute(
+                            f"INSERT INTO {partials_table(m.plan.model)} SELECT ? AS win, * FROM _delta"
+                            ' ON CONFLICT (win, version, bucket, "column", stat, key) DO UPDATE SET value = CASE'
+                            " WHEN excluded.stat = 'min' THEN least(value, excluded.value)"
+                            " WHEN excluded.stat = 'max' THEN greatest(value, excluded.value)"
+                            " ELSE value + excluded.value END",
+                            [m.plan.window],
+                        )
+                    finally:
+                        con.unregister("_delta")
+            moved = [Checkpoint(m.plan.id, m.seq, m.plan.fingerprint) for m in merges if m.plan.id not in stale]
+            moved += [c for c in marks if c.transform.split("#")[0] not in stale]
+            if moved:
+                table = pa.table(
+                    {
+                        "transform": pa.array([c.transform for c in moved], pa.string()),
+                        "seq": pa.array([c.seq for c in moved], pa.int64()),
+                        "fingerprint": pa.array([c.fingerprint for c in moved], pa.string()),
+                        "updated_at": pa.array([now] * len(moved), TIMESTAMP),
+                    }
+                )
+                con.register("_moved", table)
+                try:
+                    con.execute("INSERT OR REPLACE INTO _checkpoints SELECT * FROM _moved")
+                finally:
+                    con.unregister("_moved")
+        return stale
 
     def read_windows(
         self,
@@ -190,6 +261,34 @@ class DuckDBWindows:
             params,
         )
         return list(_group(plan, table))
+
+    def read_many(
+        self, wanted: Sequence[tuple[TransformPlan, Collection[tuple[str, datetime]]]], per_query: int = 64
+    ) -> list[list[WindowAggregates]]:
+        """For each plan, its windows among the (version, bucket) keys asked, oldest first: one query per
+        ``per_query`` plans (a pass reads every busy model's windows at once)."""
+        out: list[list[WindowAggregates]] = [[] for _ in wanted]
+        present = [(i, plan, keys) for i, (plan, keys) in enumerate(wanted) if keys and self._exists(plan.model)]
+        for first in range(0, len(present), per_query):
+            chunk = present[first : first + per_query]
+            branches, params = [], []
+            for i, plan, keys in chunk:
+                buckets = [b for _, b in keys]
+                branches.append(
+                    f'SELECT {i} AS i, version, bucket, "column", stat, key, value FROM {partials_table(plan.model)}'
+                    " WHERE win = ? AND bucket >= ? AND bucket <= ?"
+                )
+                params += [plan.window, min(buckets), max(buckets)]
+            table = self.store.sql(" UNION ALL ".join(branches), params)
+            index = table.column("i").to_numpy()
+            order = np.argsort(index, kind="stable")
+            table = table.take(pa.array(order))
+            bounds = np.searchsorted(index[order], [i for i, _, _ in chunk] + [len(wanted)], side="left")
+            for (i, plan, keys), lo, hi in zip(chunk, bounds[:-1], bounds[1:], strict=True):
+                wanted_keys = set(keys)
+                out[i] = [w for w in _group(plan, table.slice(lo, hi - lo)) if (w.version, w.start) in wanted_keys]
+                out[i].sort(key=lambda w: (w.start, w.version))
+        return out
 
     def window_buckets(self, plan: TransformPlan, since: datetime | None = None) -> list[tuple[str, datetime]]:
         """(version, bucket) of every stored window of ``plan``."""
