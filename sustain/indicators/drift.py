@@ -144,6 +144,7 @@ class DataDrift(Indicator):
             samples=pair,
             keys=keys,
             edges=ref.edges if col.kind == "numeric" else None,
+            nulls=ctx.nulls,
         )
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:
