@@ -1,30 +1,47 @@
 """The engine: transforms, then indicators, then alerting, on a schedule, over a store.
 
-Every ``transform_interval`` the checkpointed transforms fold new events into
-window partials and note which windows changed; every ``indicator_interval``
-the indicators of the spec run on those windows and their documents are
-written back. A failing indicator (a plugin that raises, returns garbage or is
-slow) is recorded as an indicator error and never stops the engine.
+A *pass* folds new events into window partials (the transforms, checkpointed), then computes the indicators of
+the windows that changed and writes their documents back, then tells the listeners (alerting). Work follows the
+data, not the number of models:
+
+* the transforms run only for plans with events or labels their checkpoints have not seen, all of them in one
+  batch when the backend can (:meth:`~sustain.transforms.protocols.Transformer.run_plans`): an idle model costs
+  next to nothing;
+* a window is computed when it changed; windows that became final (closed) are computed at the first pass
+  after, oldest first, ahead of open ones, which are recomputed (``partial`` documents) only every
+  ``indicator_interval``; the loop wakes when a window becomes final;
+* the windows a pass computes are read at once, each model's indicators are computed as one unit (in worker
+  processes when the pass is large, see :mod:`sustain.indicators.pool`), and every document of the pass is
+  written in one store write;
+* calibrated drift reads null distributions from a cache drawn once per reference, window-size bucket and
+  distance (:mod:`sustain.indicators.stats.nulls`), kept in the store across restarts.
+
+Each pass times its phases (:data:`PHASES`, in :attr:`EngineStats.phases`), counts the models it processed,
+and every document keeps its freshness (seconds from its window's last event to its computation); the engine
+knows how far behind each model is (:meth:`Engine.lags`). A failing indicator (a plugin that raises, returns
+garbage or is slow) is recorded as an indicator error; a unit that fails is that model's failure, and the
+other models carry on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sustain.errors import SustainError
-from sustain.indicators.base import Indicator, IndicatorValue
-from sustain.indicators.context import WindowContext, WindowSource, select_columns
-from sustain.indicators.defaults import default_indicators
+from sustain.indicators.base import Indicator
+from sustain.indicators.context import WindowSource
 from sustain.indicators.documents import IndicatorDoc, IndicatorStore
-from sustain.indicators.registry import load_module
+from sustain.indicators.pool import Computer, InProcess, WorkerPool
 from sustain.indicators.runner import IndicatorRunner
+from sustain.indicators.stats.nulls import NullCache, NullStore
+from sustain.indicators.work import ModelWork, indicator_specs
 from sustain.registry import Registry
 from sustain.spec import IndicatorSpec, ModelSpec
 from sustain.store.base import Store
@@ -32,14 +49,20 @@ from sustain.transforms.plan import TransformPlan
 from sustain.transforms.protocols import Transformer, WindowStore
 from sustain.transforms.references import profile_reference
 from sustain.transforms.runner_report import RunReport
-from sustain.transforms.window import WindowAggregates
 
 log = logging.getLogger("sustain.engine")
 
 # Windows recomputed at start-up and after a rebuild, per plan: enough for dashboards and alert rules.
 RECENT_WINDOWS = 48
 
+# The phases of a pass, in order: what ``sustain_engine_phase_seconds{phase}`` reports.
+PHASES = ("transforms", "read", "indicators", "write", "alerts")
+
+# From this many models in one indicator run on, the run goes to worker processes (when the engine has any).
+POOL_FROM_MODELS = 8
+
 DocsListener = Callable[[list[IndicatorDoc]], None]
+Key = tuple[str, datetime]  # (version, window start)
 
 
 class Ownership(Protocol):
@@ -61,13 +84,19 @@ class EngineStats:
     last_error: str | None = None
     last_transform_seconds: float = 0.0
     last_indicator_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # the last pass's
+    phase_totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    models_transformed: int = 0  # models with new events or labels in the last transform run
+    models_processed: int = 0  # models whose windows the last indicator run computed
+    windows_computed: int = 0  # windows the last indicator run computed
+    freshness: dict[str, float] = field(default_factory=dict)  # model -> seconds, its newest final window's
 
 
 @dataclass
 class _Dirty:
     plan: TransformPlan
-    windows: set[tuple[str, datetime]] = field(default_factory=set)
-    open: set[tuple[str, datetime]] = field(default_factory=set)  # computed while still open: redo once closed
+    windows: set[Key] = field(default_factory=set)  # changed since computed
+    open: set[Key] = field(default_factory=set)  # computed while not final: computed again once final
 
 
 class Engine:
@@ -90,9 +119,13 @@ class Engine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         registry: Registry[type[Indicator]] | None = None,
         ownership: Ownership | None = None,
+        workers: int = 0,
+        nulls: NullStore | None = None,
     ) -> None:
         """``ownership``, when given, limits this engine to the models it holds (one writer per model among
-        replicas); without it the engine computes every model of the store."""
+        replicas); without it the engine computes every model of the store. ``workers`` worker processes
+        compute the indicators of large passes (0: always in this process). ``nulls`` keeps the calibration
+        cache across restarts."""
         self.store = store
         self.windows = windows
         self.runner = runner
@@ -100,6 +133,7 @@ class Engine:
         self.source = source
         self.transform_interval = transform_interval
         self.indicator_interval = indicator_interval
+        self.indicator_timeout = indicator_timeout
         self.clock = clock
         self.stats = EngineStats()
         self.listeners: list[DocsListener] = []
@@ -109,9 +143,14 @@ class Engine:
         self._thread: threading.Thread | None = None
         self.registry = registry
         self.indicators = IndicatorRunner(documents, timeout=indicator_timeout, registry=registry)
+        self.nulls = NullCache(nulls)
+        self.workers = workers
+        self._pool: WorkerPool | None = None
+        self._in_process = InProcess(self.indicators, source, registry=registry, nulls=self.nulls)
         self._started = False
         self.ownership = ownership
         self._owned: set[str] = set()
+        self._plans: dict[str, tuple[ModelSpec, object, list[TransformPlan]]] = {}
 
     # -- references ---------------------------------------------------------------------------
     def on_reference(self, model: str, version: str) -> None:
@@ -120,32 +159,57 @@ class Engine:
         profile_reference(self.store, self.windows, spec, version)
         # Profiles feed the plans: a change of bins makes the next transform run rebuild the windows.
         with self._lock:
+            self._plans.pop(model, None)
             for plan in self.runner.plans(spec):
                 self._mark_recent(plan)
 
+    def plans(self, spec: ModelSpec) -> list[TransformPlan]:
+        """The transform plans of ``spec``, remembered while the spec and its binning profile stay the same."""
+        binning = self.windows.binning_profile(spec)
+        found = self._plans.get(spec.name)
+        if found is not None and found[0] is spec and found[1] is binning:
+            return found[2]
+        plans = self.runner.plans(spec)
+        self._plans[spec.name] = (spec, binning, plans)
+        return plans
+
     # -- transforms ---------------------------------------------------------------------------
     def run_transforms(self, specs: Iterable[ModelSpec] | None = None) -> list[RunReport]:
-        started = time.perf_counter()
-        reports = []
-        with self._lock:
-            for spec in specs if specs is not None else self.store.list_specs():
-                if self.ownership is not None and not self.ownership.owns(spec.name):
-                    self._owned.discard(spec.name)
-                    continue
-                taken = spec.name not in self._owned  # first run, or a model taken over from another replica
-                self._owned.add(spec.name)
-                for plan in self.runner.plans(spec):
-                    report = self.runner.run_plan(plan)
-                    reports.append(report)
+        """Fold new events and labels into the windows of every model this engine computes."""
+        with self._phase("transforms") as started:
+            with self._lock:
+                plans: list[TransformPlan] = []
+                taken: set[str] = set()
+                for spec in specs if specs is not None else self.store.list_specs():
+                    if self.ownership is not None and not self.ownership.owns(spec.name):
+                        self._owned.discard(spec.name)
+                        continue
+                    if spec.name not in self._owned:  # first run, or a model taken over from another replica
+                        taken.add(spec.name)
+                    self._owned.add(spec.name)
+                    try:
+                        plans.extend(self.plans(spec))
+                    except Exception as exc:
+                        self._failed(spec.name, "transforms", exc)
+                batch = self.runner.run_plans(plans)
+                for failure in batch.failures:
+                    self._failed(failure.plan.model, "transforms", failure.error)
+                by_id = {p.id: p for p in plans}
+                busy: set[str] = set()
+                for report in batch.reports:
+                    plan = by_id[report.transform]
                     dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
                     dirty.plan = plan
-                    if report.rebuilt or not self._started or taken:
+                    if report.rebuilt or not self._started or plan.model in taken:
                         self._mark_recent(plan)
                     dirty.windows.update(report.touched)
-            self._started = True
+                    if report.events or report.touched:
+                        busy.add(plan.model)
+                self._started = True
+            self.stats.models_transformed = len(busy)
         self.stats.transform_runs += 1
         self.stats.last_transform_seconds = time.perf_counter() - started
-        return reports
+        return batch.reports
 
     def _mark_recent(self, plan: TransformPlan) -> None:
         since = self.clock() - timedelta(seconds=plan.window_seconds * RECENT_WINDOWS)
@@ -155,103 +219,191 @@ class Engine:
 
     # -- indicators ---------------------------------------------------------------------------
     def indicator_specs(self, spec: ModelSpec) -> list[IndicatorSpec]:
-        for module in spec.plugins:
-            load_module(module, self.registry)
-        return spec.indicators if spec.indicators is not None else default_indicators(spec)
+        return indicator_specs(spec, self.registry)
 
-    def run_indicators(self) -> list[IndicatorDoc]:
+    def final(self, plan: TransformPlan, start: datetime, now: datetime) -> bool:
+        """Whether the window of ``plan`` starting at ``start`` is final (closed) at ``now``."""
+        return start + timedelta(seconds=plan.window_seconds) <= now
+
+    def run_indicators(self, *, open_windows: bool = True) -> list[IndicatorDoc]:
+        """Compute the windows that changed: those that became final, and (``open_windows``) open ones."""
         started = time.perf_counter()
         now = self.clock()
         with self._lock:
-            for d in self._dirty.values():
-                closed = {k for k in d.open if k[1] + timedelta(seconds=d.plan.window_seconds) <= now}
-                d.windows |= closed
-                d.open -= closed
-            if self.ownership is not None:  # windows of models another replica computes now are its work
-                for d in self._dirty.values():
-                    if d.plan.model not in self._owned:
-                        d.windows.clear()
-                        d.open.clear()
-            work = [(d.plan, sorted(d.windows, key=lambda k: k[1])) for d in self._dirty.values() if d.windows]
-            for plan, keys in work:
-                dirty = self._dirty[plan.id]
-                dirty.windows.clear()
-                dirty.open |= {k for k in keys if k[1] + timedelta(seconds=plan.window_seconds) > now}
+            work = self._take(now, open_windows)
+        with self._phase("read"):
+            units = self._units(work)
+        with self._phase("indicators"):
+            outcomes = self._computer(len(units)).run([u for u, _ in units])
         docs: list[IndicatorDoc] = []
-        for plan, keys in work:
-            spec = self.store.get_spec(plan.model)
-            if spec is None:
+        computed: set[str] = set()
+        for (unit, keys), outcome in zip(units, outcomes, strict=True):
+            if isinstance(outcome, BaseException):  # this model's failure: its windows wait for the next run
+                self._failed(unit.model, "indicators", outcome)
+                with self._lock:
+                    self._dirty[unit.plan.id].windows.update(keys)
                 continue
-            docs.extend(self._compute_windows(spec, plan, keys))
-        self.documents.put(docs)
-        self.indicators.save_states()
+            self._succeeded(unit.model, "indicators")
+            docs.extend(outcome)
+            computed.add(unit.model)
+        with self._phase("write"):
+            self.documents.put(docs)
+            self._save_states(computed)
+        self._note_freshness(docs)
         self.stats.indicator_runs += 1
-        self.stats.indicator_errors = self.indicators.stats.errors
+        self.stats.indicator_errors = self.indicators.stats.errors + self._pool_errors()
         self.stats.documents += len(docs)
+        self.stats.models_processed = len(computed)
+        self.stats.windows_computed = sum(len(u.windows) for u, _ in units)
+        with self._phase("alerts"):
+            for listener in self.listeners:
+                try:
+                    listener(docs)
+                except Exception as exc:  # alerting must not stop indicators
+                    self.stats.last_error = f"listener failed: {exc!r}"
+                    log.exception("an indicator listener failed")
         self.stats.last_indicator_seconds = time.perf_counter() - started
-        for listener in self.listeners:
-            try:
-                listener(docs)
-            except Exception as exc:  # alerting must not stop indicators
-                self.stats.last_error = f"listener failed: {exc!r}"
-                log.exception("an indicator listener failed")
         return docs
 
-    def _compute_windows(
-        self, spec: ModelSpec, plan: TransformPlan, keys: list[tuple[str, datetime]]
-    ) -> list[IndicatorDoc]:
-        since = min(b for _, b in keys)
-        wanted = set(keys)
-        windows = [w for w in self.windows.read_windows(plan, since=since) if (w.version, w.start) in wanted]
-        try:
-            indicator_specs = self.indicator_specs(spec)
-        except SustainError as exc:
-            self.stats.last_error = exc.message
-            log.error("model %s: %s", spec.name, exc.message)
-            return []
-        binning = self.windows.binning_profile(spec)
-        profiles = {p.version: p for p in self.windows.list_profiles(spec.name)}
+    def _take(self, now: datetime, open_windows: bool) -> list[tuple[TransformPlan, list[Key]]]:
+        """The windows this run computes, per plan: plans with final windows first, oldest first."""
+        for d in self._dirty.values():
+            closed = {k for k in d.open if self.final(d.plan, k[1], now)}
+            d.windows |= closed
+            d.open -= closed
+        if self.ownership is not None:  # windows of models another replica computes now are its work
+            for d in self._dirty.values():
+                if d.plan.model not in self._owned:
+                    d.windows.clear()
+                    d.open.clear()
+        work = []
+        for d in self._dirty.values():
+            due = {k for k in d.windows if open_windows or self.final(d.plan, k[1], now)}
+            if not due:
+                continue
+            d.windows -= due
+            d.open |= {k for k in due if not self.final(d.plan, k[1], now)}
+            work.append((d.plan, sorted(due, key=lambda k: (k[1], k[0]))))
+        far = datetime.max.replace(tzinfo=UTC)
+
+        def urgency(item: tuple[TransformPlan, list[Key]]) -> datetime:
+            plan, keys = item
+            ends = [k[1] for k in keys if self.final(plan, k[1], now)]
+            return min(ends) if ends else far
+
+        return sorted(work, key=urgency)
+
+    def _units(self, work: list[tuple[TransformPlan, list[Key]]]) -> list[tuple[ModelWork, list[Key]]]:
+        """The windows of the work read at once, as one unit per plan (with its model's reference profiles)."""
+        specs: dict[str, ModelSpec | None] = {}
+        wanted = []
+        for plan, keys in work:
+            if plan.model not in specs:
+                specs[plan.model] = self.store.get_spec(plan.model)
+            if specs[plan.model] is not None:
+                wanted.append((plan, keys))
+        read = self.windows.read_many(wanted)
         now = self.clock()
-        docs: list[IndicatorDoc] = []
-        for window in windows:
-            reference = profiles.get(window.version) or binning
-            computed: dict[str, list[IndicatorValue]] = {}
-            for ind in indicator_specs:
-                if ind.windows is not None and plan.window not in ind.windows:
-                    continue
-                ctx = WindowContext(
-                    spec=spec,
-                    plan=plan,
-                    window=window,
-                    reference=reference,
-                    columns=select_columns(spec, plan, ind.features),
+        units = []
+        for (plan, keys), windows in zip(wanted, read, strict=True):
+            spec = specs[plan.model]
+            assert spec is not None
+            try:
+                profiles = {p.version: p for p in self.windows.list_profiles(spec.name)}
+                binning = self.windows.binning_profile(spec)
+            except Exception as exc:
+                self._failed(spec.name, "indicators", exc)
+                with self._lock:
+                    self._dirty[plan.id].windows.update(keys)
+                continue
+            partial = [not self.final(plan, w.start, now) for w in windows]
+            units.append((ModelWork(spec, plan, windows, partial, profiles, binning), keys))
+        return units
+
+    def _computer(self, units: int) -> Computer:
+        """Worker processes for a large run (started on the first), this process otherwise. Once started, the
+        pool computes every run: the state of stateful indicators lives where they are computed."""
+        if self._pool is None and self.workers > 0 and units >= POOL_FROM_MODELS:
+            self.indicators.save_states()  # the workers start from the states saved so far
+            try:
+                self._pool = WorkerPool(
+                    self.workers,
                     source=self.source,
-                    seed=_seed(spec.name, window),
-                    values=computed,
-                    partial=window.end > now,
+                    documents=self.documents,
+                    nulls=self.nulls,
+                    registry=self.registry,
+                    timeout=self.indicator_timeout,
                 )
-                values = self.indicators.run(spec, ind, ctx)
-                computed[ind.id] = values
-                for value in values:
-                    doc = IndicatorDoc.of(
-                        value,
-                        model=spec.name,
-                        version=window.version,
-                        indicator=ind.id,
-                        type=ind.type,
-                        window=plan.window,
-                        start=window.start,
-                        end=window.end,
-                        partial=window.end > now,
-                    )
-                    if reference is not None and value.details is not None:
-                        doc.details.setdefault("reference_version", reference.version)
-                    docs.append(doc)
-        return docs
+            except Exception as exc:  # e.g. a plugin class the workers cannot import: compute here instead
+                self.workers = 0
+                self.stats.last_error = f"indicator workers did not start: {exc!r}"
+                log.warning("indicator workers did not start (%r); computing in the engine's process", exc)
+        return self._pool if self._pool is not None else self._in_process
+
+    def _save_states(self, models: set[str]) -> None:
+        new = self.nulls.take_new()
+        if self._pool is not None:
+            self._pool.save_states(self.documents)
+            new += self._pool.take_nulls()
+        else:
+            self.indicators.save_states(models)
+        store = self.nulls.store
+        if store is not None and new:
+            try:
+                store.save_nulls(new)
+            except Exception:  # a cache: losing it costs time, not correctness
+                log.exception("saving %d null distributions failed", len(new))
+
+    def _pool_errors(self) -> int:
+        return self._pool.errors if self._pool is not None else 0
+
+    def _note_freshness(self, docs: list[IndicatorDoc]) -> None:
+        """Per model, the freshness of its newest final window computed (what the dashboard ranks)."""
+        newest: dict[str, tuple[datetime, float]] = {}
+        for doc in docs:
+            if doc.partial or doc.freshness is None:
+                continue
+            known = newest.get(doc.model)
+            if known is None or doc.window_end > known[0]:
+                newest[doc.model] = (doc.window_end, doc.freshness)
+        for model, (_, seconds) in newest.items():
+            self.stats.freshness[model] = seconds
+
+    def lags(self) -> dict[str, float]:
+        """Per model this engine computes, seconds since its oldest window still to compute became final
+        (0 when it has none)."""
+        now = self.clock()
+        out = dict.fromkeys(self._owned, 0.0)
+        with self._lock:
+            for d in self._dirty.values():
+                for _, start in d.windows:
+                    if self.final(d.plan, start, now):
+                        end = start + timedelta(seconds=d.plan.window_seconds)
+                        out[d.plan.model] = max(out.get(d.plan.model, 0.0), (now - end).total_seconds())
+        return out
+
+    # -- per-model failures -------------------------------------------------------------------
+    def _failed(self, model: str, stage: str, exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, SustainError) else f"{type(exc).__name__}: {exc}"
+        self.stats.last_error = f"{model}: {stage}: {message}"
+        log.error("model %s: %s failed (the other models carry on): %s", model, stage, message)
+
+    def _succeeded(self, model: str, stage: str) -> None:
+        """The stage runs again for this model (the per-model failure record clears)."""
 
     # -- schedule -----------------------------------------------------------------------------
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[float]:
+        started = time.perf_counter()
+        try:
+            yield started
+        finally:
+            seconds = time.perf_counter() - started
+            self.stats.phases[name] = seconds
+            self.stats.phase_totals[name] = self.stats.phase_totals.get(name, 0.0) + seconds
+
     def step(self) -> list[IndicatorDoc]:
-        """One transform run then one indicator run (tests and one-shot commands)."""
+        """One transform run then one indicator run of every changed window (tests and one-shot commands)."""
         self.run_transforms()
         return self.run_indicators()
 
@@ -268,26 +420,44 @@ class Engine:
             self._thread.join(timeout)
             self._thread = None
         self.indicators.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self.ownership is not None:
             self.ownership.release()
 
     def _loop(self) -> None:
-        next_transform = next_indicators = time.monotonic()
+        """A pass every ``transform_interval`` (and when a window becomes final); open windows are computed
+        every ``indicator_interval``."""
+        next_pass = next_open = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             try:
-                if now >= next_transform:
+                if now >= next_pass:
                     self.run_transforms()
-                    next_transform = now + self.transform_interval
-                if now >= next_indicators:
-                    self.run_indicators()
-                    next_indicators = now + self.indicator_interval
+                    with_open = now >= next_open
+                    self.run_indicators(open_windows=with_open)
+                    if with_open:
+                        next_open = now + self.indicator_interval
+                    next_pass = min(now + self.transform_interval, self._next_final(now))
             except Exception as exc:  # keep the schedule whatever happens; the error is visible in stats
                 self.stats.last_error = repr(exc)
-                log.exception("engine step failed; retrying at the next interval")
-                next_transform = max(next_transform, now + self.transform_interval)
-                next_indicators = max(next_indicators, now + self.indicator_interval)
-            self._stop.wait(max(0.01, min(next_transform, next_indicators) - time.monotonic()))
+                log.exception("engine pass failed; retrying at the next interval")
+                next_pass = now + self.transform_interval
+            self._stop.wait(max(0.01, next_pass - time.monotonic()))
+
+    def _next_final(self, monotonic_now: float) -> float:
+        """When (on the monotonic clock) the next open window with data becomes final."""
+        now = self.clock()
+        soonest: float | None = None
+        with self._lock:
+            for d in self._dirty.values():
+                for _, start in d.open | d.windows:
+                    end = start + timedelta(seconds=d.plan.window_seconds)
+                    if end > now:
+                        wait = (end - now).total_seconds()
+                        soonest = wait if soonest is None else min(soonest, wait)
+        return monotonic_now + soonest + 0.05 if soonest is not None else float("inf")
 
     def _spec(self, model: str) -> ModelSpec:
         spec = self.store.get_spec(model)
@@ -296,8 +466,3 @@ class Engine:
 
             raise NotFound(f"model {model!r} is not registered")
         return spec
-
-
-def _seed(model: str, window: WindowAggregates) -> int:
-    text = f"{model}|{window.version}|{window.window}|{window.start.isoformat()}"
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")

@@ -19,6 +19,7 @@ huge windows from alerting.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -127,6 +128,22 @@ class MultivariateDrift(Indicator):
         self.min_samples = min_samples
         self.min_effect = min_effect
         self.max_categories = max_categories
+        self._encoded: dict[int, tuple[weakref.ref[ReferenceProfile], tuple[str, ...], _Encoder, Matrix]] = {}
+
+    def _reference(self, features: Sequence[ColumnPlan], reference: ReferenceProfile) -> tuple[_Encoder, Matrix]:
+        """The encoder learnt on the reference sample and the encoded sample, kept while the same profile comes
+        back (every window of a model brings the same one: encoding its rows in Python cost ~5 ms a window)."""
+        key = tuple(c.column for c in features)
+        found = self._encoded.get(id(reference))
+        if found is not None and found[0]() is reference and found[1] == key:
+            return found[2], found[3]
+        encoder = _Encoder(features, reference, self.max_categories)
+        rows = len(next(iter(reference.sample.values()))) if reference.sample else 0
+        matrix = encoder.encode(reference.sample, rows) if encoder.width >= 2 else np.zeros((rows, 0))
+        if len(self._encoded) > 8:
+            self._encoded.clear()
+        self._encoded[id(reference)] = (weakref.ref(reference), key, encoder, matrix)
+        return encoder, matrix
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:
         reference = ctx.reference
@@ -134,13 +151,12 @@ class MultivariateDrift(Indicator):
         if reference is None or not reference.sample:
             yield IndicatorValue(None, None, status="insufficient", details={"reason": "no reference sample"})
             return
-        encoder = _Encoder(features, reference, self.max_categories)
+        encoder, ref_matrix = self._reference(features, reference)
         if encoder.width < 2:
             reason = "needs at least two usable features (numbers with spread or categories)"
             yield IndicatorValue(None, None, status="insufficient", details={"reason": reason})
             return
-        ref_rows = len(next(iter(reference.sample.values())))
-        ref_matrix = encoder.encode(reference.sample, ref_rows)
+        ref_rows = len(ref_matrix)
         if ref_rows < 2 * self.min_samples:
             yield IndicatorValue(None, None, status="insufficient", details={"reason": f"{ref_rows} reference rows"})
             return

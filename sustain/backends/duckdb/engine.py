@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sustain.backends.duckdb.documents import DuckDBIndicators
+from sustain.backends.duckdb.nulls import DuckDBNulls
 from sustain.backends.duckdb.runner import TransformRunner
 from sustain.backends.duckdb.sources import DuckDBWindowSource
 from sustain.backends.duckdb.store import DuckDBStore
@@ -24,7 +25,7 @@ def embedded_engine(store: Store, **options: Any) -> Engine:
     """An :class:`~sustain.engine.Engine` over ``store``, which must be a :class:`DuckDBStore`.
 
     ``options`` go to the engine: ``transform_interval``, ``indicator_interval``, ``clock``,
-    ``indicator_timeout``, ``registry``.
+    ``indicator_timeout``, ``registry``, ``workers``.
     """
     if not isinstance(store, DuckDBStore):
         raise TypeError(f"the embedded engine needs a DuckDB store, not {type(store).__name__}")
@@ -35,5 +36,6 @@ def embedded_engine(store: Store, **options: Any) -> Engine:
         runner=TransformRunner(store, windows),
         documents=DuckDBIndicators(store),
         source=DuckDBWindowSource(store, windows),
+        nulls=DuckDBNulls(store),
         **options,
     )
