@@ -10,11 +10,12 @@ PORT ?= 8000
 
 ES_TYPES := tests/es_types/node_modules/.installed
 ELASTALERT := .cache/elastalert-venv/.requirements.sha256
-CHROMIUM := /usr/bin/chromium
-REDIS := /usr/bin/redis-server
-SHELLCHECK := /usr/bin/shellcheck
+# Debian packages the tests use: Chromium (web UI, through Playwright; no browser download at run time), Redis
+# (inference units; the tests start their own server on loopback), shellcheck (compose/smoke.sh).
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/redis-server /usr/bin/shellcheck
+SYSTEM_PACKAGES := chromium redis-server shellcheck
 
-.PHONY: run test venv lint typecheck unit bench bench-drift clean
+.PHONY: run test venv lint typecheck unit bench bench-drift bench-aiu clean system-tools
 
 venv: $(STAMP)
 
@@ -30,20 +31,13 @@ run: $(STAMP)
 	$(BIN)/sustain serve --config examples/sustain.yaml --demo-traffic --host $(HOST) --port $(PORT)
 
 ## make test: install what tests need, then lint, type checks and the whole suite.
-test: $(STAMP) $(ES_TYPES) $(ELASTALERT) $(CHROMIUM) $(REDIS) $(SHELLCHECK)
+test: $(STAMP) $(ES_TYPES) $(ELASTALERT) system-tools
 	$(MAKE) lint typecheck unit
 
-# The web UI tests drive the distribution's Chromium through Playwright (no browser download at run time).
-$(CHROMIUM):
-	apt-get update && apt-get install -y chromium
-
-# Inference units run against a real Redis server on loopback, started by the tests themselves.
-$(REDIS):
-	apt-get update && apt-get install -y redis-server
-
-# compose/smoke.sh is checked with shellcheck (Debian's).
-$(SHELLCHECK):
-	apt-get update && apt-get install -y shellcheck
+# One apt-get run installs whatever is missing.
+system-tools:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do test -x $$tool || missing=1; done; \
+	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $(SYSTEM_PACKAGES); fi
 
 # Elastic's published TypeScript API types and tsc: every generated Elasticsearch body is checked against them.
 $(ES_TYPES): tests/es_types/package.json tests/es_types/package-lock.json
@@ -70,6 +64,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/categories.py
 	$(BIN)/python benchmarks/drift.py --setup
+
+bench-aiu: $(STAMP) system-tools
+	$(BIN)/python benchmarks/aiu.py
 
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift.py --setup

@@ -50,6 +50,7 @@ class Settings:
     engine: bool = True
     alert_store: str = "duckdb:///./data/alerts.duckdb"  # where alert episodes live when the store is Elasticsearch
     demo_traffic: bool = False
+    redis: str | None = None  # the inference units' Redis: their queues at /v1/inference/status and /metrics
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -11,6 +11,7 @@ from sustain.backends.duckdb.store import DuckDBStore
 from sustain.settings import Settings
 from sustain.spec import ModelSpec
 from sustain.spec.loader import load_config_text
+from tests.graph_models import Registry, register_models, start_registry
 from tests.helpers import CHURN_YAML, ServerProcess, write_spec
 
 
@@ -51,3 +52,14 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     with ServerProcess(tmp_path, write_spec(tmp_path)) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def graph_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real MLflow server holding the inference-graph tests' three churn models (about a minute to set up)."""
+    registry = start_registry(tmp_path_factory.mktemp("mlflow"))
+    try:
+        register_models(registry.url)
+        yield registry
+    finally:
+        registry.stop()

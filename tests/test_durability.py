@@ -9,11 +9,13 @@ from pathlib import Path
 
 import httpx
 import pyarrow as pa
+import pytest
 
 from sustain.backends.duckdb.store import DuckDBStore
 from tests.helpers import ServerProcess, write_spec
 
 
+@pytest.mark.timeout(1800)  # twenty server starts: minutes on a loaded machine
 def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, write_spec(tmp_path))
     acked: set[str] = set()

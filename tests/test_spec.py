@@ -61,6 +61,8 @@ def test_errors_name_line_and_path() -> None:
         ("name: m\n    features: {x: numeric}\n    label: {kind: regression, classes: [a, b]}", "do not apply"),
         ("name: m\n    features: {x: numeric}\n    colour: blue", "Extra inputs"),
         ("name: m\n    features: {x: numeric}\n    indicators: [{type: drift, features: [y]}]", "unknown feature"),
+        ("name: m\n    features: {x: numeric}\n    cloudevents: {node: Prep_1}", "graph node name"),
+        ("name: m\n    features: {x: numeric}\n    cloudevents: {node: prep, version_from: modelid}", "use endpoint"),
     ],
 )
 def test_invalid_specs_are_explained(snippet: str, reason: str) -> None:
@@ -79,6 +81,18 @@ def test_duplicate_models_and_bad_yaml() -> None:
         load_config_text("models:\n  - name: [unclosed\n", source="s.yaml")
     with pytest.raises(SpecError, match="empty"):
         load_config_text("", source="s.yaml")
+
+
+def test_two_models_cannot_follow_one_graph_node() -> None:
+    follow = "cloudevents: {inference_service: churn, node: prep}"
+    a, b = (f"{{name: {name}, features: {{x: numeric}}, {follow}}}" for name in "ab")
+    text = f"models:\n  - {a}\n  - {b}\n"
+    assert "models a and b both follow node 'prep' of inference service 'churn'" in problems(text)[0]["message"]
+    ok = text.replace("node: prep}}\n  - {name: b", "node: score}}\n  - {name: b", 1)
+    assert [m.cloudevents.follows(m.name) for m in load_config_text(ok).models] == [
+        ("churn", "score"),
+        ("churn", "prep"),
+    ]
 
 
 def test_missing_file_is_a_spec_error(tmp_path) -> None:

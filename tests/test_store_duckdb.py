@@ -12,7 +12,7 @@ from sustain.collector.labels import parse_labels
 from sustain.errors import Conflict, NotFound, StoreError
 from sustain.spec import ModelSpec
 from sustain.spec.loader import parse_model_spec
-from sustain.store.base import EventBatch, EventQuery, PendingHalf
+from sustain.store.base import DoneExchange, EventBatch, EventQuery, PendingHalf
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -159,10 +159,23 @@ def test_pending_halves_pair_up(store: DuckDBStore) -> None:
             PendingHalf("k3", "churn", "request", old, {"n": 4}),
         ]
     )
-    keys = {(h.key, h.kind) for h in store.take_pending(older_than=NOW - timedelta(minutes=1))}
-    assert keys == {("k1", "request"), ("k1", "response"), ("k3", "request")}
-    store.drop_pending([("churn", "k1"), ("churn", "k3")])
-    assert {h.key for h in store.take_pending(older_than=NOW + timedelta(seconds=1))} == {"k2"}
+    taken = store.take_pending(older_than=NOW - timedelta(minutes=1))
+    assert {(h.key, h.kind) for h in taken} == {("k1", "request"), ("k1", "response"), ("k3", "request")}
+    store.stash_halves([PendingHalf("k2", "churn", "request", NOW, {"n": 30})])  # a second request: the first stays
+    store.stash_halves([PendingHalf("k3", "churn", "response", NOW, {"n": 5})])  # its partner, arriving meanwhile
+    lone = next(h for h in taken if h.key == "k3")
+    store.settle_pending(
+        [h for h in taken if h.key in ("k1", "k3")],
+        [DoneExchange("churn", "k1", NOW), DoneExchange("churn", "k3", NOW, missing="response", half=lone)],
+    )
+    left = store.take_pending(older_than=NOW + timedelta(seconds=1))
+    assert {(h.key, h.kind, h.body["n"]) for h in left} == {("k2", "request", 3), ("k3", "response", 5)}
+    assert store.done_exchange("churn", "k1") == DoneExchange("churn", "k1", NOW)
+    remembered = store.done_exchange("churn", "k3")
+    assert remembered is not None and remembered.missing == "response" and remembered.half == lone
+    assert store.done_exchange("churn", "k2") is None
+    store.forget_done(NOW + timedelta(seconds=1))
+    assert store.done_exchange("churn", "k1") is None
 
 
 def test_writes_after_close_fail_clearly(store: DuckDBStore, churn_spec) -> None:

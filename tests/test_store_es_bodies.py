@@ -22,8 +22,12 @@ from sustain.backends import open_store
 from sustain.backends.duckdb.store import DuckDBStore
 from sustain.backends.elasticsearch.bodies import (
     all_specs_search,
+    complete_events_body,
+    done_from_source,
+    done_operations,
     event_search,
     events_mapping_update,
+    forget_done_query,
     label_id,
     label_lookup,
     label_operations,
@@ -100,7 +104,7 @@ from sustain.collector.events import parse_events
 from sustain.errors import StoreError
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery
 from sustain.spec import ModelSpec
-from sustain.store.base import EventBatch, EventQuery, LabelBatch, PendingHalf, ReferenceInfo
+from sustain.store.base import DoneExchange, EventBatch, EventQuery, LabelBatch, PendingHalf, ReferenceInfo
 from sustain.store.layout import Layout
 from sustain.transforms.plan import plan_for
 from sustain.transforms.profile import build_profile
@@ -215,7 +219,10 @@ def all_bodies() -> list[tuple[str, dict[str, Any]]]:
     received = datetime(2026, 1, 5, 11, tzinfo=UTC)
     halves = [PendingHalf("k1", "m", "request", received, {"rows": 1, "payload": {"a.b": [1]}})]
     bodies += action_lines(pending_operations(names.pending, halves))
-    bodies += action_lines(pending_delete_operations(names.pending, [("m", "k1")]))
+    bodies += action_lines(pending_delete_operations(names.pending, halves))
+    done = [DoneExchange("m", "k1", received), DoneExchange("m", "k2", received, "response", halves[0])]
+    bodies += action_lines(done_operations(names.pending, done))
+    bodies.append(("Omit<T.DeleteByQueryRequest, 'index'>", forget_done_query(received)))
     bodies += action_lines(state_operations("acme_2-indicator-states", "m", {"change": {"n": 3}}, received))
     bodies += action_lines(indicator_operations(names.indicators, [indicator(), indicator(feature=None, metric=None)]))
     for raw in SPECS:
@@ -232,6 +239,8 @@ def all_bodies() -> list[tuple[str, dict[str, Any]]]:
         parsed = parse_events(spec, make_items(spec, 6, seed=1), NOW)
         events = bulk_events(layout, parsed.table)
         bodies += action_lines(operations(bulk_lines(spec, events, prefix=PREFIX)))
+        documents = {orjson.loads(a)["create"]["_id"]: orjson.loads(d) for a, d in operations(bulk_lines(spec, events))}
+        bodies.append(("Omit<T.UpdateByQueryRequest, 'index'>", complete_events_body(documents)))
         label_rows = [{"key_kind": "request_id", "key": "r" * 300, "label": "stay", "ts": START}]
         bodies += action_lines(label_operations(names.labels(spec.name), label_rows, received))
         bodies += action_lines(reference_operations(names.reference(spec.name), "1", "u", 0, [{"f:x": 1.0}]))
@@ -370,6 +379,12 @@ def test_ids_are_stable_bounded_and_distinct() -> None:
     assert len(label_id("request_id", long_key).encode()) <= 512
     assert label_id("request_id", long_key) != label_id("event_id", long_key)
     assert pending_id("m", "request", "k") != pending_id("m", "response", "k")
+    when = datetime(2026, 1, 5, 11, 0, 0, 250000, tzinfo=UTC)
+    lone = PendingHalf("k", "m", "request", when, {"rows": 1})
+    for record in (DoneExchange("m", "k", when, "response", lone), DoneExchange("m", "k", when)):
+        ((action, source),) = done_operations("p", [record])
+        assert orjson.loads(action)["index"]["_id"] == pending_id("m", "done", "k")
+        assert done_from_source(orjson.loads(source)) == record
     assert reference_info_id("m", "1") == "m/1" and profile_id("m", "1") == "m/1"
     first = doc_id(indicator())
     assert first == doc_id(indicator(value=0.9, status="ok", computed_at=NOW))  # recomputing replaces

@@ -20,6 +20,7 @@ from sustain.api.collector import router as collector_router
 from sustain.api.context import AppContext
 from sustain.api.dashboard import router as dashboard_router
 from sustain.api.indicators import router as indicators_router
+from sustain.api.inference import router as inference_router
 from sustain.api.pages import router as pages_router
 from sustain.api.responses import JSON, json_response
 from sustain.backends import open_backend
@@ -85,6 +86,12 @@ def build_context(settings: Settings, backend: Backend | None = None) -> AppCont
         collector.on_reference = engine.on_reference
         ctx.engine, ctx.alerting = engine, alerting
         ctx.metrics_registries.append(indicator_registry(engine, alerting))
+    if settings.redis:
+        from sustain.inference.metrics import queue_registry
+        from sustain.inference.queues import QueueReader
+
+        ctx.inference = QueueReader(settings.redis)
+        ctx.metrics_registries.append(queue_registry(ctx.inference.read))
     return ctx
 
 
@@ -141,6 +148,8 @@ def create_app(
                 engine.stop()
             if ctx.alerting is not None:
                 ctx.alerting.close()
+            if ctx.inference is not None:
+                ctx.inference.close()
             ctx.writer.stop()
             ctx.backend.close()
 
@@ -199,6 +208,7 @@ def create_app(
     app.include_router(indicators_router)
     app.include_router(alerts_router)
     app.include_router(dashboard_router)
+    app.include_router(inference_router)
     app.include_router(pages_router)
     return app
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from sustain.alerting.service import Alerting
     from sustain.engine import Engine
+    from sustain.inference.queues import QueueReader
 
 
 @dataclass
@@ -34,6 +35,7 @@ class AppContext:
     started_at: float
     engine: Engine | None = None  # None when the service runs with --no-engine
     alerting: Alerting | None = None
+    inference: QueueReader | None = None  # the inference units' queues, when started with --redis
     metrics_registries: list[CollectorRegistry] = field(default_factory=list)  # exposed at /metrics beside ours
 
     @property

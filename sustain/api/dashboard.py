@@ -42,6 +42,7 @@ async def get_overview(
 ) -> JSON:
     sources, specs = _sources(ctx), ctx.collector.specs()
     body = await asyncio.to_thread(overview, sources, specs, TimeRange.parse(since, until, span))
+    body["inference"] = ctx.inference is not None  # the page then shows the inference units' queues
     return json_response(200, body)
 
 

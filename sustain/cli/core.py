@@ -33,6 +33,7 @@ from sustain.errors import ConfigError
 @click.option("--demo-traffic", is_flag=True, help="also send demo traffic to every model")
 @click.option("--transform-interval", type=float, default=None, help="seconds between aggregation runs")
 @click.option("--indicator-interval", type=float, default=None, help="seconds between indicator runs")
+@click.option("--redis", default=None, help="the inference units' Redis: show their queues (sustain aiu)")
 @click.option("--log-level", default="warning", help="uvicorn log level")
 def serve(
     config: Path | None,
@@ -42,6 +43,7 @@ def serve(
     demo_traffic: bool,
     transform_interval: float | None,
     indicator_interval: float | None,
+    redis: str | None,
     log_level: str,
 ) -> None:
     """Run the collector, the engine and the dashboard."""
@@ -58,6 +60,7 @@ def serve(
         demo_traffic=demo_traffic or None,
         transform_interval=transform_interval,
         indicator_interval=indicator_interval,
+        redis=redis,
     )
     settings.check_bind()
     ctx = build_context(settings)

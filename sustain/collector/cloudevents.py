@@ -7,11 +7,9 @@ is stored durably until its partner arrives, then the pair becomes one event
 per batch row (``<request id>-item-<i>`` when a request holds several rows).
 Seldon feedback events (``io.seldon.serving.feedback``) carry true labels.
 
-Payloads understood:
-
-* Seldon: ``{"data": {"names": [...], "ndarray": [[...]]}}`` or ``"tensor": {"shape", "values"}``
-* KServe V1: ``{"instances": [...]}`` / ``{"predictions": [...]}``
-* KServe V2: ``{"inputs": [{"name", "shape", "datatype", "data"}]}`` / ``{"outputs": [...]}``
+In a Seldon graph every node with a logger sends its own pair under the request's ``Ce-Requestid``; the
+node (``Ce-Modelid``) tells them apart, so halves wait under both (:func:`pending_key`) and each node's events
+carry it (``tags.node``, and in the event id). Payloads are read by :mod:`sustain.collector.ce_payloads`.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sustain.collector.ce_payloads import features_of, outputs_of, read_payload, truth_labels
 from sustain.errors import NotFound, ValidationError
 from sustain.spec import ModelSpec
 from sustain.store.base import PendingHalf
@@ -105,17 +104,31 @@ def parse_cloudevent(headers: Mapping[str, str], body: Any) -> CloudEvent:
 
 
 def resolve_model(ce: CloudEvent, specs: list[ModelSpec], override: str | None) -> ModelSpec:
+    """The model a CloudEvent belongs to: ``?model=`` if given, else the one following its service and node.
+
+    A model follows the service named by ``cloudevents.inference_service`` (default: its own name) and, with
+    ``cloudevents.node``, only that graph node's CloudEvents; a model without ``node`` takes the nodes no other
+    model follows.
+    """
     if override:
         for s in specs:
             if s.name == override:
                 return s
         raise NotFound(f"model {override!r} is not registered")
-    for s in specs:
-        if s.cloudevents.inference_service and s.cloudevents.inference_service == ce.service:
+    candidates = [s for s in specs if ce.service and s.cloudevents.follows(s.name)[0] == ce.service]
+    for s in candidates:
+        if s.cloudevents.node is not None and s.cloudevents.node == ce.model_id:
             return s
-    for s in specs:
-        if ce.service and s.name == ce.service:
+    for s in candidates:
+        if s.cloudevents.node is None:
             return s
+    if candidates:
+        followed = ", ".join(f"{s.cloudevents.node} -> {s.name}" for s in candidates)
+        raise NotFound(
+            f"node {ce.model_id!r} of inference service {ce.service!r} is followed by no model (followed: "
+            f"{followed}); set cloudevents.node in a model's spec, or log this node to ?model=NAME",
+            field="Ce-Modelid",
+        )
     raise NotFound(
         f"no model is mapped to inference service {ce.service!r}; set cloudevents.inference_service in a "
         "model's spec, name the model after the service, or pass ?model=NAME",
@@ -129,165 +142,108 @@ def version_of(ce: CloudEvent, spec: ModelSpec) -> str:
     return value or spec.effective_default_version
 
 
-# -- payloads ------------------------------------------------------------------------------------
-def _matrix(data: Any, what: str) -> list[list[Any]]:
-    if not isinstance(data, list):
-        raise ValidationError(f"{what} must be a list of rows", field=what)
-    if data and not isinstance(data[0], list):
-        return [[v] for v in data]  # a 1-D batch: one value per row
-    return data
+# -- halves and pairs ------------------------------------------------------------------------------
+def exchange_of(endpoint: str | None, node: str | None) -> str | None:
+    """Where in a deployment an exchange happened: ``<predictor>/<node>`` (None when the sender says neither)."""
+    return f"{endpoint or ''}/{node or ''}" if endpoint or node else None
 
 
-def _tensor_rows(tensor: dict[str, Any], what: str) -> list[list[Any]]:
-    shape, values = tensor.get("shape"), tensor.get("values")
-    if not isinstance(shape, list) or not isinstance(values, list) or not shape:
-        raise ValidationError(f"{what} needs shape and values", field=what)
-    rows = int(shape[0])
-    width = len(values) // rows if rows else 0
-    if rows * width != len(values):
-        raise ValidationError(f"{what} shape {shape} does not match {len(values)} values", field=what)
-    return [values[i * width : (i + 1) * width] for i in range(rows)]
+def pending_key(request_id: str, node: str | None, endpoint: str | None = None) -> str:
+    """The key an exchange's halves wait under: the request id, the predictor and the graph node.
+
+    Seldon's executor logs every node of a graph under one ``Ce-Requestid``, told apart by ``Ce-Modelid``; a
+    shadow predictor mirrors the request with the same ``Seldon-Puid`` when the client sent one, told apart by
+    ``Ce-Endpoint``.
+    """
+    where = exchange_of(endpoint, node)
+    return f"{request_id}|{where}" if where else request_id
 
 
-def _v2_tensors(tensors: Any, what: str) -> list[tuple[str, list[list[Any]]]]:
-    if not isinstance(tensors, list) or not tensors:
-        raise ValidationError(f"{what} must be a non-empty list of tensors", field=what)
-    out = []
-    for t in tensors:
-        if not isinstance(t, dict) or "data" not in t:
-            raise ValidationError(f"each of {what} needs name, shape and data", field=what)
-        shape = t.get("shape") or [len(t["data"])]
-        data = t["data"]
-        flat = [v for row in data for v in row] if data and isinstance(data[0], list) else data
-        rows = int(shape[0]) if shape else len(flat)
-        width = len(flat) // rows if rows else 0
-        if rows * width != len(flat):
-            raise ValidationError(f"tensor {t.get('name')!r} shape {shape} does not match its data", field=what)
-        out.append((str(t.get("name", "")), [flat[i * width : (i + 1) * width] for i in range(rows)]))
-    return out
+def half_from(ce: CloudEvent, spec: ModelSpec, received_at: datetime | None = None) -> PendingHalf:
+    """A request or response waiting for its partner, parsed now (a bad payload is the sender's 422, not later).
 
-
-def _columns_to_rows(named: list[tuple[str, list[list[Any]]]]) -> tuple[list[str] | None, list[list[Any]]]:
-    """V2 tensors: one tensor per column (names), or one matrix tensor (no names)."""
-    if len(named) == 1:
-        name, rows = named[0]
-        return ([name] if rows and len(rows[0]) == 1 else None), rows
-    n = len(named[0][1])
-    if any(len(rows) != n for _, rows in named):
-        raise ValidationError("tensors have different numbers of rows", field="inputs")
-    return [name for name, _ in named], [[rows[i][0] for _, rows in named] for i in range(n)]
-
-
-def payload_rows(body: dict[str, Any], side: str) -> tuple[list[str] | None, list[list[Any]]]:
-    """(column names if the payload names them, rows) of a request or response payload."""
-    if "data" in body and isinstance(body["data"], dict):
-        data = body["data"]
-        names = data.get("names") or None
-        if "ndarray" in data:
-            return names, _matrix(data["ndarray"], "data.ndarray")
-        if "tensor" in data:
-            return names, _tensor_rows(data["tensor"], "data.tensor")
-        raise ValidationError("Seldon payload data needs ndarray or tensor", field="data")
-    key = "instances" if side == "request" else "predictions"
-    if key in body:
-        rows = body[key]
-        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-            names = list(rows[0].keys())
-            return names, [[r.get(n) for n in names] for r in rows]
-        return None, _matrix(rows, key)
-    v2 = "inputs" if side == "request" else "outputs"
-    if v2 in body:
-        return _columns_to_rows(_v2_tensors(body[v2], v2))
-    expected = "data.ndarray, instances or inputs" if side == "request" else "data.ndarray, predictions or outputs"
-    raise ValidationError(f"cannot find the {side} rows: expected {expected}", field="body")
-
-
-def features_of(spec: ModelSpec, names: list[str] | None, rows: list[list[Any]]) -> list[dict[str, Any]]:
-    declared = [f.name for f in spec.features]
-    if names is None or not set(names) & set(declared):
-        if rows and len(rows[0]) != len(declared):
-            raise ValidationError(
-                f"request rows have {len(rows[0])} columns but model {spec.name!r} declares {len(declared)} "
-                "features; send names or match the spec's feature order",
-                field="body",
-            )
-        names = declared
-    return [dict(zip(names, row, strict=False)) for row in rows]
-
-
-def outputs_of(spec: ModelSpec, names: list[str] | None, rows: list[list[Any]]) -> list[dict[str, Any]]:
-    if not spec.outputs:
-        return [{} for _ in rows]
-    declared = {o.name for o in spec.outputs}
-    if names and set(names) <= declared:
-        return [dict(zip(names, row, strict=False)) for row in rows]
-    first = spec.outputs[0]
-    scores = next((o for o in spec.outputs if o.kind == "class_scores"), None)
-    result = []
-    for row in rows:
-        if scores is not None and scores.classes and len(row) == len(scores.classes) and len(row) > 1:
-            out: dict[str, Any] = {scores.name: row}
-            label = next((o for o in spec.outputs if o.kind == "class_label"), None)
-            if label is not None:
-                best = max(range(len(row)), key=lambda i: row[i] if isinstance(row[i], int | float) else -1)
-                out[label.name] = scores.classes[best]
-            result.append(out)
-        else:
-            result.append({first.name: row[0] if len(row) == 1 else row})
-    return result
-
-
-def half_from(ce: CloudEvent, spec: ModelSpec, received_at: datetime) -> PendingHalf:
-    names, rows = payload_rows(ce.body, ce.kind)  # parse now: a bad payload is the sender's 400, not later
+    The half is stamped when parsing is done (unless ``received_at`` is given), so the join timeout never
+    counts the time a large payload spends being read.
+    """
     if ce.kind == "request":
-        features_of(spec, names, rows)
+        payload = read_payload(ce.body, "request", {f.name for f in spec.features})
+        features_of(spec, payload)
+    else:
+        payload = read_payload(ce.body, "response", {o.name for o in spec.outputs})
+        outputs_of(spec, payload)
     stored = {
         "body": ce.body,
         "time": ce.time.isoformat() if ce.time else None,
         "endpoint": ce.endpoint,
         "model_id": ce.model_id,
-        "rows": len(rows),
+        "request_id": ce.request_id,
+        "rows": len(payload.rows),
     }
-    return PendingHalf(key=ce.request_id, model=spec.name, kind=ce.kind, received_at=received_at, body=stored)
+    return PendingHalf(
+        key=pending_key(ce.request_id, ce.model_id, ce.endpoint),
+        model=spec.name,
+        kind=ce.kind,
+        received_at=received_at or datetime.now(UTC),
+        body=stored,
+    )
+
+
+def _row_error(i: int, n_req: int | None, n_res: int | None) -> str | None:
+    """Why row ``i`` of an exchange is incomplete, or None."""
+    if n_res is None:
+        return "no response was logged for this request"
+    if n_req is None:
+        return "no request was logged for this response"
+    if i >= n_res:
+        return f"the response has {n_res} rows for {n_req} request rows: this row got no output"
+    if i >= n_req:
+        return f"the response has {n_res} rows for {n_req} request rows: this row has no request"
+    return None
 
 
 def events_from_pair(
     spec: ModelSpec, request: PendingHalf | None, response: PendingHalf | None
 ) -> list[dict[str, Any]]:
-    """The events of one exchange. A request without a response (timed out) still yields events."""
+    """The events of one exchange; a lone half, or a response with fewer or more rows, marks the rows it leaves
+    incomplete with an ``error`` that says what is missing."""
     anchor = request or response
     assert anchor is not None
-    key = anchor.key
+    request_id = str(anchor.body.get("request_id") or anchor.key)
+    node = anchor.body.get("model_id")
     version_ce = CloudEvent(
-        id=key,
+        id=request_id,
         type="",
         kind="",
         source="",
-        request_id=key,
+        request_id=request_id,
         time=None,
         service=None,
         endpoint=anchor.body.get("endpoint"),
-        model_id=anchor.body.get("model_id"),
+        model_id=node,
         body=None,
     )
     version = version_of(version_ce, spec)
     features: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
     if request is not None:
-        features = features_of(spec, *payload_rows(request.body["body"], "request"))
+        features = features_of(spec, read_payload(request.body["body"], "request", {f.name for f in spec.features}))
     if response is not None:
-        outputs = outputs_of(spec, *payload_rows(response.body["body"], "response"))
+        outputs = outputs_of(spec, read_payload(response.body["body"], "response", {o.name for o in spec.outputs}))
+    n_req = len(features) if request is not None else None
+    n_res = len(outputs) if response is not None else None
     n = max(len(features), len(outputs))
     start = request.body.get("time") if request else None
     end = response.body.get("time") if response else None
     latency = None
     if start and end:
         latency = max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000)
+    where = exchange_of(anchor.body.get("endpoint"), node)
+    prefix = f"ce:{spec.name}:{where}:" if where else f"ce:{spec.name}:"
     events = []
     for i in range(n):
-        rid = key if n == 1 else f"{key}-item-{i}"
+        rid = request_id if n == 1 else f"{request_id}-item-{i}"
         event: dict[str, Any] = {
-            "event_id": f"ce:{spec.name}:{rid}",
+            "event_id": prefix + rid,
             "request_id": rid,
             "version": version,
             "timestamp": start or end,
@@ -295,25 +251,32 @@ def events_from_pair(
             "outputs": outputs[i] if i < len(outputs) else None,
             "latency_ms": latency,
         }
-        if response is None:
-            event["error"] = "no response was logged for this request"
+        if node:
+            event["tags"] = {"node": node}
+        error = _row_error(i, n_req, n_res)
+        if error is not None:
+            event["error"] = error
         events.append(event)
     return events
 
 
-def labels_from_feedback(ce: CloudEvent) -> list[dict[str, Any]]:
-    """Seldon feedback ``{"truth": {"data": {"ndarray": [...]}}}`` → labels keyed like the events."""
+def labels_from_feedback(ce: CloudEvent, spec: ModelSpec | None = None) -> list[dict[str, Any]]:
+    """Seldon feedback ``{"truth": {"data": {"ndarray": [...]}}}`` → labels keyed like the events.
+
+    A truth row of one value is the label; a one-hot row (``[[0, 0, 1]]``, Seldon's own feedback examples) or a
+    row of class scores is the class at its largest value, in the order of the spec's label classes.
+    """
     truth = ce.body.get("truth")
     if not isinstance(truth, dict):
         raise ValidationError("a feedback CloudEvent needs truth.data.ndarray", field="truth")
-    _, rows = payload_rows(truth, "request")
+    labels = truth_labels(spec, truth)
     stamp = ce.time.isoformat() if ce.time else None
-    n = len(rows)
+    n = len(labels)
     return [
         {
             "request_id": ce.request_id if n == 1 else f"{ce.request_id}-item-{i}",
-            "label": row[0] if len(row) == 1 else row,
+            "label": label,
             "timestamp": stamp,
         }
-        for i, row in enumerate(rows)
+        for i, label in enumerate(labels)
     ]

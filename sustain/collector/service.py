@@ -30,13 +30,15 @@ from sustain.collector.labels import parse_labels
 from sustain.collector.metrics import ServiceMetrics
 from sustain.collector.reference import ParsedReference, read_table, sniff_format, to_layout
 from sustain.durations import parse_duration
-from sustain.errors import NotFound, ValidationError
+from sustain.errors import Conflict, NotFound, ValidationError
 from sustain.spec import ModelSpec
-from sustain.store.base import EventBatch, PendingHalf, ReferenceInfo, Store
+from sustain.spec.models import cloudevents_clash
+from sustain.store.base import DoneExchange, EventBatch, PendingHalf, ReferenceInfo, Store
 from sustain.store.layout import Layout
 from sustain.store.writer import Writer
 
 log = logging.getLogger("sustain.collector")
+REMEMBER_TIMEOUTS = 10  # a done exchange is remembered for ten join timeouts: late halves complete it meanwhile
 
 
 def bulk_reply(
@@ -78,6 +80,7 @@ class Collector:
         self._specs: dict[str, ModelSpec] = {s.name: s for s in store.list_specs()}
         self._layouts: dict[str, Layout] = {n: Layout.of(s) for n, s in self._specs.items()}
         self._pending_lock = asyncio.Lock()
+        self._done_forgotten = datetime.now(UTC)
 
     # -- specs -------------------------------------------------------------------------------
     def spec(self, model: str) -> ModelSpec:
@@ -94,8 +97,11 @@ class Collector:
         return [self._specs[n] for n in sorted(self._specs)]
 
     async def put_spec(self, spec: ModelSpec) -> bool:
-        """Store ``spec``; True when the model is new."""
+        """Store ``spec``; True when the model is new. Conflict when another model follows the same graph node."""
         created = spec.name not in self._specs
+        clash = cloudevents_clash([s for s in self._specs.values() if s.name != spec.name] + [spec])
+        if clash:
+            raise Conflict(clash, field="cloudevents.node")
         await asyncio.wrap_future(self.writer.submit(lambda: self.store.put_spec(spec)))
         self._specs[spec.name] = spec
         self._layouts[spec.name] = Layout.of(spec)
@@ -174,22 +180,46 @@ class Collector:
         ce = parse_cloudevent(headers, payload)
         spec = resolve_model(ce, self.specs(), model)
         if ce.kind == "feedback":
-            labels = labels_from_feedback(ce)
+            labels = labels_from_feedback(ce, spec)
             status, reply = await self.ingest_labels(spec.name, Decoded(labels, {}))
             return status, {"type": ce.type, "model": spec.name, "request_id": ce.request_id, **reply}
-        half = half_from(ce, spec, datetime.now(UTC))
-        await asyncio.wrap_future(self.writer.submit(lambda: self.store.stash_halves([half])))
-        stored = await self.complete_pending()
-        return 202, {
-            "type": ce.type,
-            "model": spec.name,
-            "request_id": ce.request_id,
-            "rows": half.body["rows"],
-            "events_stored": stored,
-        }
+        half = half_from(ce, spec)  # stamped once parsed: the join timeout never counts the parsing
+        answer: dict[str, Any] = {"type": ce.type, "model": spec.name, "request_id": ce.request_id}
+        answer["rows"] = half.body["rows"]
+        async with self._pending_lock:
+            done = self.store.done_exchange(spec.name, half.key)
+            if done is not None:
+                completed = await self._late_half(spec, done, half)
+                if completed is None:
+                    return 202, {**answer, "events_stored": 0, "ignored": "this exchange is already stored"}
+                return 202, {**answer, "events_stored": 0, "events_completed": completed}
+            await asyncio.wrap_future(self.writer.submit(lambda: self.store.stash_halves([half])))
+        return 202, {**answer, "events_stored": await self.complete_pending()}
+
+    async def _late_half(self, spec: ModelSpec, done: DoneExchange, half: PendingHalf) -> int | None:
+        """Complete the events an exchange stored from one half, now that the other arrived; None when ``half``
+        completes nothing (a replay, or the second pair Seldon's executor logs for a node with children)."""
+        if done.missing != half.kind or done.half is None:
+            return None
+        request, response = (half, done.half) if half.kind == "request" else (done.half, half)
+        try:
+            events = events_from_pair(spec, request, response)
+        except ValidationError as exc:
+            log.warning("cannot complete CloudEvents exchange %s of %s: %s", half.key, spec.name, exc.message)
+            return None
+        parsed = parse_events(spec, events, datetime.now(UTC), self._layouts[spec.name])
+        record = DoneExchange(spec.name, half.key, done.done_at)
+
+        def complete() -> int:
+            result = self.store.complete_events([EventBatch(spec.name, parsed.table)])[0]
+            self.store.settle_pending([], [record])
+            return result.inserted
+
+        return await asyncio.wrap_future(self.writer.submit(complete))
 
     async def complete_pending(self, now: datetime | None = None) -> int:
-        """Turn every complete (or timed-out) request/response pair into stored events."""
+        """Turn every complete (or timed-out) request/response pair into stored events, and remember each
+        exchange for ten join timeouts so that a late half completes its events instead of being lost."""
         async with self._pending_lock:
             now = now or datetime.now(UTC)
             timeouts = {n: parse_duration(s.cloudevents.join_timeout) for n, s in self._specs.items()}
@@ -199,26 +229,35 @@ class Collector:
             for h in halves:
                 pairs.setdefault((h.model, h.key), {})[h.kind] = h
             stored = 0
-            done: list[tuple[str, str]] = []
+            taken: list[PendingHalf] = []
+            done: list[DoneExchange] = []
             for (model_name, key), sides in pairs.items():
                 spec = self._specs.get(model_name)
                 if spec is None:
                     continue
-                complete = "request" in sides and "response" in sides
+                request, response = sides.get("request"), sides.get("response")
+                complete = request is not None and response is not None
                 first = min(h.received_at for h in sides.values())
                 if not complete and first > now - timedelta(seconds=timeouts[model_name]):
                     continue
+                taken.extend(sides.values())
+                missing = None if complete else ("response" if response is None else "request")
+                done.append(DoneExchange(model_name, key, now, missing, None if complete else request or response))
                 try:
-                    events = events_from_pair(spec, sides.get("request"), sides.get("response"))
+                    events = events_from_pair(spec, request, response)
                 except ValidationError as exc:
                     log.warning("dropping CloudEvents exchange %s of %s: %s", key, model_name, exc.message)
-                    done.append((model_name, key))
                     continue
                 _, reply = await self.ingest_events(model_name, Decoded(events, {}))
                 stored += reply["accepted"]
                 if reply["errors"]:
                     log.warning("CloudEvents exchange %s of %s: %s", key, model_name, reply["items"][:3])
-                done.append((model_name, key))
-            if done:
-                await asyncio.wrap_future(self.writer.submit(lambda: self.store.drop_pending(done)))
+            if taken:
+                await asyncio.wrap_future(self.writer.submit(lambda: self.store.settle_pending(taken, done)))
+            if now - self._done_forgotten > timedelta(seconds=60):
+                remember = REMEMBER_TIMEOUTS * max(timeouts.values(), default=30.0)
+                await asyncio.wrap_future(
+                    self.writer.submit(lambda: self.store.forget_done(now - timedelta(seconds=remember)))
+                )
+                self._done_forgotten = now
             return stored

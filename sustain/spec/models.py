@@ -45,6 +45,7 @@ FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
 OutputKind = Literal["class_label", "class_scores", "probability", "regression"]
 LabelKind = Literal["class_label", "regression"]
 
+GRAPH_NODE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 COLUMN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .:/()\[\]-]{0,127}$")
 RESERVED_COLUMNS = frozenset({"prediction", "label"})
@@ -199,10 +200,25 @@ class IndicatorSpec(_Strict):
 
 
 class CloudEventsMapping(_Strict):
-    """How CloudEvents from Seldon or KServe map onto this model."""
+    """How CloudEvents from Seldon or KServe map onto this model.
+
+    In a Seldon graph every node with a logger sends its own request/response pair, all under the deployment's
+    ``Ce-Inferenceservicename``; ``node`` names the one this model follows (its ``Ce-Modelid``). Each node is
+    then monitored as its own model::
+
+        - name: churn-prep
+          cloudevents: {inference_service: churn, node: prep}
+        - name: churn
+          cloudevents: {inference_service: churn, node: score}
+
+    Without ``node`` the model takes every node of its service, which suits a single-model deployment.
+    """
 
     inference_service: str | None = Field(
         default=None, description="Ce-Inferenceservicename that belongs to this model (default: model name)"
+    )
+    node: str | None = Field(
+        default=None, description="the graph node (Ce-Modelid) this model follows (default: every node)"
     )
     version_from: Literal["endpoint", "modelid", "default"] = "endpoint"
     join_timeout: str = "30s"
@@ -212,6 +228,26 @@ class CloudEventsMapping(_Strict):
     def _timeout(cls, v: str) -> str:
         parse_duration(v)
         return v
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, v: str | None) -> str | None:
+        if v is not None and not GRAPH_NODE.match(v):
+            raise ValueError(f"node {v!r} must be a graph node name: lowercase letters, digits and '-', at most 63")
+        return v
+
+    @model_validator(mode="after")
+    def _version_source(self) -> CloudEventsMapping:
+        if self.node is not None and self.version_from == "modelid":
+            raise ValueError(
+                f"version_from: modelid would make every version {self.node!r}, the node this model follows; "
+                "use endpoint (the predictor) or default"
+            )
+        return self
+
+    def follows(self, model: str) -> tuple[str, str | None]:
+        """(inference service, node) of the CloudEvents this model takes."""
+        return self.inference_service or model, self.node
 
 
 def _mapping_to_list(value: Any) -> Any:
@@ -359,6 +395,9 @@ class MonitorConfig(_Strict):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"model names must be unique; repeated: {', '.join(repeated)}")
+        clash = cloudevents_clash(self.models)
+        if clash:
+            raise ValueError(clash)
         return self
 
     def model(self, name: str) -> ModelSpec | None:
@@ -366,3 +405,17 @@ class MonitorConfig(_Strict):
             if m.name == name:
                 return m
         return None
+
+
+def cloudevents_clash(models: list[ModelSpec]) -> str | None:
+    """Why two models would take the same CloudEvents (one service and node), or None."""
+    seen: dict[tuple[str, str | None], str] = {}
+    for m in models:
+        key = m.cloudevents.follows(m.name)
+        if key[1] is not None and key in seen:
+            return (
+                f"models {seen[key]} and {m.name} both follow node {key[1]!r} of inference service {key[0]!r}; "
+                "each node's CloudEvents go to one model"
+            )
+        seen.setdefault(key, m.name)
+    return None

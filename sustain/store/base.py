@@ -69,6 +69,19 @@ class PendingHalf:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class DoneExchange:
+    """A CloudEvents exchange already turned into events, remembered for a while so that a half arriving late
+    completes its events, and a half logged again (a replay, or the second pair Seldon's executor logs for a node
+    with children) is recognised and dropped."""
+
+    model: str
+    key: str
+    done_at: datetime
+    missing: str | None = None  # "request" or "response" when the events were stored from one half
+    half: PendingHalf | None = None  # that lone half, to rebuild the pair when its partner arrives
+
+
 @runtime_checkable
 class Store(Protocol):
     """What sustain needs from storage. Backends are chosen by URI scheme."""
@@ -95,13 +108,26 @@ class Store(Protocol):
     def put_reference(self, model: str, version: str, table: pa.Table) -> ReferenceInfo:
         """Replace the reference data of ``model``/``version`` with ``table`` (layout columns)."""
 
-    def stash_halves(self, halves: Sequence[PendingHalf]) -> None: ...
+    def stash_halves(self, halves: Sequence[PendingHalf]) -> None:
+        """Keep each half until its partner arrives; a half whose (model, key, kind) is already pending is
+        ignored: the first one logged wins."""
 
     def take_pending(self, older_than: datetime | None = None) -> list[PendingHalf]:
         """Pending halves whose partner arrived, plus those older than ``older_than``."""
 
-    def drop_pending(self, keys: Sequence[tuple[str, str]]) -> None:
-        """Forget pending halves by (key, kind) once their events are stored."""
+    def settle_pending(self, halves: Sequence[PendingHalf], done: Sequence[DoneExchange]) -> None:
+        """In one step, forget ``halves`` (exactly those: model, key and kind) and remember ``done`` exchanges
+        (replacing an earlier record of the same exchange)."""
+
+    def done_exchange(self, model: str, key: str) -> DoneExchange | None:
+        """The record of an exchange already turned into events, if it is still remembered."""
+
+    def forget_done(self, before: datetime) -> None:
+        """Forget exchanges done before ``before``."""
+
+    def complete_events(self, batches: Sequence[EventBatch]) -> list[AppendResult]:
+        """Overwrite stored events with complete versions of themselves (same event ids): features, outputs,
+        latency, error, tags. An event no longer stored is appended. ``inserted`` counts the events written."""
 
     # -- reads ------------------------------------------------------------------------------
     def read_events(self, model: str, query: EventQuery) -> list[dict[str, Any]]:

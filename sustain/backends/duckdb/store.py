@@ -26,6 +26,7 @@ from sustain.errors import Conflict, NotFound, StoreError
 from sustain.spec import ModelSpec
 from sustain.store.base import (
     AppendResult,
+    DoneExchange,
     EventBatch,
     EventQuery,
     LabelBatch,
@@ -35,12 +36,26 @@ from sustain.store.base import (
 from sustain.store.layout import Layout, label_types, quote
 from sustain.store.records import row_to_event
 
+
+def _half_json(half: PendingHalf | None) -> str | None:
+    if half is None:
+        return None
+    return orjson.dumps({"kind": half.kind, "received_at": half.received_at.isoformat(), "body": half.body}).decode()
+
+
 _SYSTEM_DDL = (
     "CREATE TABLE IF NOT EXISTS _specs (model VARCHAR PRIMARY KEY, spec JSON NOT NULL, updated_at TIMESTAMPTZ)",
     "CREATE TABLE IF NOT EXISTS _references (model VARCHAR, version VARCHAR, rows BIGINT, columns JSON,"
     " uploaded_at TIMESTAMPTZ, PRIMARY KEY (model, version))",
     "CREATE TABLE IF NOT EXISTS _ce_pending (model VARCHAR, key VARCHAR, kind VARCHAR, received_at TIMESTAMPTZ,"
     " body JSON, PRIMARY KEY (model, key, kind))",
+    "CREATE TABLE IF NOT EXISTS _ce_done (model VARCHAR, key VARCHAR, done_at TIMESTAMPTZ, missing VARCHAR,"
+    " half JSON, PRIMARY KEY (model, key))",
+)
+# The dedup key of an event: its id when that is a UUID, else a UUID derived from it (none given: a new one).
+_EID = (
+    "coalesce(try_cast(event_id AS UUID), CASE WHEN event_id IS NULL"
+    " THEN uuidv7() ELSE md5('sustain:' || event_id)::UUID END)"
 )
 
 
@@ -318,8 +333,7 @@ class DuckDBStore:
                 f"{verb} INTO {events_table(model)} "
                 f"(seq, eid, event_id, request_id, version, ts, received_at, latency_ms, error, tags, extra,"
                 f" invalid, {values}) "
-                "SELECT seq, coalesce(try_cast(event_id AS UUID), CASE WHEN event_id IS NULL"
-                " THEN uuidv7() ELSE md5('sustain:' || event_id)::UUID END),"
+                f"SELECT seq, {_EID},"
                 " CASE WHEN try_cast(event_id AS UUID)::VARCHAR = event_id THEN NULL ELSE event_id END,"
                 f" request_id, version, ts, ?, latency_ms, error, tags, extra, invalid, {values}"
                 " FROM _staged",
@@ -383,7 +397,7 @@ class DuckDBStore:
     def stash_halves(self, halves: Sequence[PendingHalf]) -> None:
         with self.transaction() as con:
             con.executemany(
-                "INSERT OR REPLACE INTO _ce_pending VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO _ce_pending VALUES (?, ?, ?, ?, ?)",
                 [[h.model, h.key, h.kind, h.received_at, orjson.dumps(h.body).decode()] for h in halves],
             )
 
@@ -401,11 +415,66 @@ class DuckDBStore:
         )
         return [PendingHalf(key=r[1], model=r[0], kind=r[2], received_at=r[3], body=orjson.loads(r[4])) for r in rows]
 
-    def drop_pending(self, keys: Sequence[tuple[str, str]]) -> None:
-        if not keys:
+    def settle_pending(self, halves: Sequence[PendingHalf], done: Sequence[DoneExchange]) -> None:
+        if not halves and not done:
             return
         with self.transaction() as con:
-            con.executemany("DELETE FROM _ce_pending WHERE model = ? AND key = ?", [list(k) for k in keys])
+            if halves:
+                con.executemany(
+                    "DELETE FROM _ce_pending WHERE model = ? AND key = ? AND kind = ?",
+                    [[h.model, h.key, h.kind] for h in halves],
+                )
+            if done:
+                con.executemany(
+                    "INSERT OR REPLACE INTO _ce_done VALUES (?, ?, ?, ?, ?)",
+                    [[d.model, d.key, d.done_at, d.missing, _half_json(d.half)] for d in done],
+                )
+
+    def done_exchange(self, model: str, key: str) -> DoneExchange | None:
+        rows = (
+            self._cursor()
+            .execute("SELECT done_at, missing, half FROM _ce_done WHERE model = ? AND key = ?", [model, key])
+            .fetchall()  # fetchone would leave the result open on the shared cursor
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        half = orjson.loads(row[2]) if row[2] else None
+        lone = None
+        if half is not None:
+            received = datetime.fromisoformat(half["received_at"])
+            lone = PendingHalf(key=key, model=model, kind=half["kind"], received_at=received, body=half["body"])
+        return DoneExchange(model=model, key=key, done_at=row[0], missing=row[1], half=lone)
+
+    def forget_done(self, before: datetime) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM _ce_done WHERE done_at < ?", [before])
+
+    def complete_events(self, batches: Sequence[EventBatch]) -> list[AppendResult]:
+        """UPDATE the stored rows in place (their ``seq`` stays, so windows already aggregated are not counted
+        twice), then INSERT OR IGNORE the batch, which appends only the events no longer stored."""
+        results: list[AppendResult] = []
+        received_at = datetime.now(UTC)
+        with self.transaction() as con:
+            for batch in batches:
+                if not batch.table.num_rows:
+                    results.append(AppendResult(batch.model, 0, 0))
+                    continue
+                layout = self.layout(batch.model)
+                names = ["latency_ms", "error", "tags", "extra", "invalid"] + [c.name for c in layout.value_columns]
+                assignments = ", ".join(f"{quote(n)} = s.{quote(n)}" for n in names)
+                con.register("_completed", batch.table)
+                try:
+                    updated = con.execute(
+                        f"UPDATE {events_table(batch.model)} AS e SET {assignments} "
+                        f"FROM (SELECT {_EID} AS eid, * FROM _completed) AS s WHERE e.eid = s.eid"
+                    ).fetchall()[0][0]
+                finally:
+                    _unregister(con, "_completed")
+                added = self._insert_events(con, batch.model, [batch], received_at, ignore=True)[0]
+                self._next_seq[batch.model] += batch.table.num_rows
+                results.append(AppendResult(batch.model, int(updated) + added, 0))
+        return results
 
     # -- reads --------------------------------------------------------------------------------
     def read_events(self, model: str, query: EventQuery) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ import orjson
 from sustain.backends.elasticsearch.client import PAGE_SIZE, Operation
 from sustain.backends.elasticsearch.mappings import DEFAULT_PREFIX, event_doc_id, events_index_template
 from sustain.spec import LabelKind, ModelSpec
-from sustain.store.base import EventQuery, PendingHalf, ReferenceInfo
+from sustain.store.base import DoneExchange, EventQuery, PendingHalf, ReferenceInfo
 
 KEYWORD: dict[str, Any] = {"type": "keyword"}
 DATE: dict[str, Any] = {"type": "date"}
@@ -253,9 +253,10 @@ def pending_id(model: str, kind: str, key: str) -> str:
 
 
 def pending_operations(index: str, halves: Iterable[PendingHalf]) -> list[Operation]:
+    """``create`` operations: a half already pending is refused with a 409, so the first one logged wins."""
     return [
         (
-            _line({"index": {"_index": index, "_id": pending_id(h.model, h.kind, h.key)}}),
+            _line({"create": {"_index": index, "_id": pending_id(h.model, h.kind, h.key)}}),
             _line({"model": h.model, "key": h.key, "kind": h.kind, "received_at": iso(h.received_at), "body": h.body}),
         )
         for h in halves
@@ -263,8 +264,9 @@ def pending_operations(index: str, halves: Iterable[PendingHalf]) -> list[Operat
 
 
 def pending_search(after: list[Any] | None) -> dict[str, Any]:
+    """Every pending half (records of done exchanges share the index under kind ``done`` and are left out)."""
     body: dict[str, Any] = {
-        "query": {"match_all": {}},
+        "query": {"bool": {"must_not": [{"term": {"kind": DONE}}]}},
         "size": PAGE_SIZE,
         "sort": [
             {"received_at": {"order": "asc"}},
@@ -278,10 +280,52 @@ def pending_search(after: list[Any] | None) -> dict[str, Any]:
     return body
 
 
-def pending_delete_operations(index: str, keys: Iterable[tuple[str, str]]) -> list[Operation]:
-    """Bulk ``delete`` operations for both halves of each (model, key)."""
-    return [
-        (_line({"delete": {"_index": index, "_id": pending_id(model, kind, key)}}),)
-        for model, key in keys
-        for kind in ("request", "response")
-    ]
+def pending_delete_operations(index: str, halves: Iterable[PendingHalf]) -> list[Operation]:
+    """Bulk ``delete`` operations for exactly these halves (a partner stashed meanwhile stays)."""
+    return [(_line({"delete": {"_index": index, "_id": pending_id(h.model, h.kind, h.key)}}),) for h in halves]
+
+
+DONE = "done"
+
+
+def done_operations(index: str, done: Iterable[DoneExchange]) -> list[Operation]:
+    """``index`` operations remembering done exchanges (``_id`` ``<model>/done/<key>``, replacing older records)."""
+    ops: list[Operation] = []
+    for d in done:
+        half = None
+        if d.half is not None:
+            half = {"kind": d.half.kind, "received_at": iso(d.half.received_at), "body": d.half.body}
+        source: dict[str, Any] = {"model": d.model, "key": d.key, "kind": DONE, "received_at": iso(d.done_at)}
+        source["body"] = {"missing": d.missing, "half": half}
+        ops.append((_line({"index": {"_index": index, "_id": pending_id(d.model, DONE, d.key)}}), _line(source)))
+    return ops
+
+
+def done_from_source(source: Mapping[str, Any]) -> DoneExchange:
+    body = source.get("body") or {}
+    half = body.get("half")
+    lone = None
+    if half is not None:
+        received = datetime.fromisoformat(str(half["received_at"]).replace("Z", "+00:00"))
+        lone = PendingHalf(source["key"], source["model"], half["kind"], received, half["body"])
+    done_at = datetime.fromisoformat(str(source["received_at"]).replace("Z", "+00:00"))
+    return DoneExchange(source["model"], source["key"], done_at, body.get("missing"), lone)
+
+
+def forget_done_query(before: datetime) -> dict[str, Any]:
+    """``POST <prefix>-pending/_delete_by_query``: done exchanges older than ``before``."""
+    return {"query": {"bool": {"filter": [{"term": {"kind": DONE}}, {"range": {"received_at": {"lt": iso(before)}}}]}}}
+
+
+COMPLETE_SCRIPT = (
+    "Map d = params.docs[ctx._id]; if (d == null) { ctx.op = 'noop'; } else { ctx._source.clear(); "
+    "ctx._source.putAll(d); }"
+)
+
+
+def complete_events_body(documents: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``POST <events>/_update_by_query``: replace each event document by its completed version (by ``_id``)."""
+    return {
+        "query": {"ids": {"values": list(documents)}},
+        "script": {"lang": "painless", "source": COMPLETE_SCRIPT, "params": {"docs": dict(documents)}},
+    }

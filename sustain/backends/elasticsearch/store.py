@@ -29,17 +29,24 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from sustain.backends.elasticsearch.bodies import (
+    DONE,
     all_specs_search,
+    complete_events_body,
+    done_from_source,
+    done_operations,
     event_search,
     events_mapping_update,
+    forget_done_query,
     label_ids_for,
     label_lookup,
     label_operations,
     labels_index_body,
     pending_delete_operations,
+    pending_id,
     pending_index_body,
     pending_operations,
     pending_search,
@@ -54,7 +61,14 @@ from sustain.backends.elasticsearch.bodies import (
     specs_index_body,
     stale_reference_rows,
 )
-from sustain.backends.elasticsearch.client import ALREADY_EXISTS, MAX_RESULT_WINDOW, NOT_FOUND, ESClient, operations
+from sustain.backends.elasticsearch.client import (
+    ALREADY_EXISTS,
+    MAX_RESULT_WINDOW,
+    NOT_FOUND,
+    ESClient,
+    item_status,
+    operations,
+)
 from sustain.backends.elasticsearch.config import IndexNames, parse_elasticsearch_uri
 from sustain.backends.elasticsearch.mappings import (
     backfill_buckets_body,
@@ -80,6 +94,7 @@ from sustain.errors import NotFound, SpecError, StoreError
 from sustain.spec import ModelSpec
 from sustain.store.base import (
     AppendResult,
+    DoneExchange,
     EventBatch,
     EventQuery,
     LabelBatch,
@@ -330,10 +345,9 @@ class ElasticsearchStore:
             return
         self._ensure_shared()
         ops = pending_operations(self.names.pending, halves)
-        _raise_failures(
-            "stashing CloudEvents halves",
-            bulk_failures(self.client.bulk("stashing CloudEvents halves", ops, refresh=True)),
-        )
+        items = self.client.bulk("stashing CloudEvents halves", ops, refresh=True)
+        kept = [item for item in items if item_status(item) != 409]  # 409: the first half logged stays
+        _raise_failures("stashing CloudEvents halves", bulk_failures(kept))
 
     def take_pending(self, older_than: datetime | None = None) -> list[PendingHalf]:
         cutoff = older_than or datetime(1970, 1, 1, tzinfo=UTC)
@@ -348,12 +362,51 @@ class ElasticsearchStore:
             kinds.setdefault((h.model, h.key), set()).add(h.kind)
         return [h for h in halves if h.received_at < cutoff or len(kinds[(h.model, h.key)]) > 1]
 
-    def drop_pending(self, keys: Sequence[tuple[str, str]]) -> None:
-        if not keys:
+    def settle_pending(self, halves: Sequence[PendingHalf], done: Sequence[DoneExchange]) -> None:
+        """One bulk request: delete the halves, index the done records (not atomic across documents; a retry
+        after a partial failure is safe, both operations being idempotent)."""
+        ops = pending_delete_operations(self.names.pending, halves) + done_operations(self.names.pending, done)
+        if not ops:
             return
-        ops = pending_delete_operations(self.names.pending, keys)
-        items = self.client.bulk("dropping pending halves", ops, refresh=True)
-        _raise_failures("dropping pending halves", bulk_failures(items, missing_ok=True))
+        self._ensure_shared()
+        items = self.client.bulk("settling pending halves", ops, refresh=True)
+        _raise_failures("settling pending halves", bulk_failures(items, missing_ok=True))
+
+    def done_exchange(self, model: str, key: str) -> DoneExchange | None:
+        source = self.client.get_source("reading a done exchange", self.names.pending, pending_id(model, DONE, key))
+        return None if source is None else done_from_source(source)
+
+    def forget_done(self, before: datetime) -> None:
+        index, body = self.names.pending, forget_done_query(before)
+        self.client.call(
+            "forgetting done exchanges",
+            lambda es: es.delete_by_query(index=index, body=body, conflicts="proceed", refresh=True),
+            allow=[NOT_FOUND],
+        )
+
+    def complete_events(self, batches: Sequence[EventBatch]) -> list[AppendResult]:
+        """Replace the stored documents by id (``_update_by_query`` on the data stream, whose backing indices take
+        no direct update), then ``create`` them all: the ones no longer stored are appended, the rest are 409s."""
+        results = []
+        for batch in batches:
+            spec = self._spec(batch.model)
+            lines = operations(bulk_lines(spec, bulk_events(self.layout(batch.model), batch.table), prefix=self.prefix))
+            documents = {orjson.loads(action)["create"]["_id"]: orjson.loads(doc) for action, doc in lines}
+            if not documents:
+                results.append(AppendResult(batch.model, 0, 0))
+                continue
+            reply = self.client.request(
+                f"completing events of {batch.model!r}",
+                "update_by_query",
+                index=self.names.events(batch.model),
+                body=complete_events_body(documents),
+                conflicts="proceed",
+                refresh=True,
+            )
+            updated = int(reply.get("updated", 0)) if reply else 0
+            appended = self.append_events([batch])[0].inserted
+            results.append(AppendResult(batch.model, updated + appended, 0))
+        return results
 
     # -- reads --------------------------------------------------------------------------------------
     def read_events(self, model: str, query: EventQuery) -> list[dict[str, Any]]:

@@ -214,6 +214,33 @@
     root.replaceChildren(...cards.map((c) => c.node));
     $("models-empty").hidden = cards.length > 0;
     for (const c of cards) c.draw();
+    $("inference").hidden = !data.inference;
+    if (data.inference) await loadQueues();
+  }
+
+  // The inference units' queues (only when the server was started with --redis). Redis being away is shown in
+  // the panel, not as a page error: the models above are still worth reading.
+  async function loadQueues() {
+    let models = [];
+    try {
+      models = (await api("/v1/inference/status")).models;
+      $("inference-error").hidden = true;
+    } catch (err) {
+      if (err instanceof HttpError && (err.status === 401 || err.status === 403)) throw err;
+      $("inference-error").textContent = "The queues cannot be read now: " + err.message;
+      $("inference-error").hidden = false;
+    }
+    const count = (n) => n.toLocaleString("en");
+    $("inference-rows").replaceChildren(...models.map((m) =>
+      h("tr", { "data-testid": "queue-" + m.model },
+        h("th", { scope: "row" }, m.model),
+        h("td", { "data-testid": "queue-units-" + m.model }, count(m.units)),
+        h("td", { "data-testid": "queue-lag-" + m.model }, count(m.lag)),
+        h("td", { "data-testid": "queue-pending-" + m.model }, count(m.pending)),
+        h("td", { "data-testid": "queue-backlog-" + m.model }, count(m.backlog)),
+        h("td", { "data-testid": "queue-dead-" + m.model },
+          m.dead_letters > 0 ? badge("alert", "queue-dead-badge-" + m.model) : null, " ", count(m.dead_letters)))));
+    $("inference-empty").hidden = models.length > 0 || !$("inference-error").hidden;
   }
 
   function latest(key, sparkline) {
