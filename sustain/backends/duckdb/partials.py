@@ -130,7 +130,6 @@ def _measure(col: ColumnPlan, array: pa.Array) -> tuple[Floats, npt.NDArray[np.b
     if col.kind == "text":
         return _numbers(pc.utf8_length(array))
     if col.kind == "embedding":
-        flat = array.flatten() if isinstance(array, pa.FixedSizeListArray) else array.values
         width = array.type.list_size if isinstance(array.type, pa.FixedSizeListType) else None
         if width is None:  # variable lists: norms one by one
             norms = [
@@ -138,6 +137,7 @@ def _measure(col: ColumnPlan, array: pa.Array) -> tuple[Floats, npt.NDArray[np.b
                 for v in array.to_pylist()
             ]
             return _numbers(pa.array(norms, pa.float64()))
+        flat = array.values.slice(array.offset * width, len(array) * width)  # null rows keep their slots
         values, valid = _numbers(flat)
         matrix = np.where(valid, values, 0.0).reshape(len(array), width)
         total = matrix[:, 0] * matrix[:, 0] if width else np.zeros(len(array))
@@ -237,6 +237,11 @@ def partials(plan: TransformPlan, events: pa.Table) -> pa.Table:
     """The partial rows (version, bucket, column, stat, key, value) of ``events`` read by :func:`read_sql`."""
     if events.num_rows == 0:
         return PARTIAL_SCHEMA.empty_table()
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values square to inf, as in SQL
+        return _partials(plan, events)
+
+
+def _partials(plan: TransformPlan, events: pa.Table) -> pa.Table:
     width_us = int(plan.window_seconds) * 1_000_000
     ts_us = np.asarray(events.column("ts_us").to_numpy(), dtype=np.int64)
     groups = _Groups(events.column("version"), ts_us, width_us)
