@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from sustain.backends.duckdb.store import DuckDBStore
 from sustain.collector.events import parse_events
 from sustain.collector.reference import to_layout
 from sustain.dashboards.engine_status import EngineCollector, engine_summary
-from sustain.engine import PHASES, Engine
+from sustain.engine import PHASES
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery
 from sustain.spec import ModelSpec
 from sustain.store.base import EventBatch
@@ -78,14 +78,14 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Callable[..., Fleet]:
+def fleet(tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
     made: list[Fleet] = []
 
     def make(names: list[str], workers: int = 0, file: str = "e.duckdb", **extra: object) -> Fleet:
         made.append(Fleet(tmp_path / file, names, workers, **extra))
         return made[-1]
 
-    yield make  # type: ignore[misc]
+    yield make
     for f in made:
         f.close()
 
@@ -245,7 +245,7 @@ def test_a_plugin_the_workers_cannot_import_keeps_the_work_here(fleet: Callable[
     class Here(Indicator):  # defined in a function: a worker process cannot import it
         name = "here"
 
-        def compute(self, ctx):  # type: ignore[no-untyped-def]
+        def compute(self, ctx):
             yield IndicatorValue(None, float(ctx.window.rows))
 
     registry: Registry[type[Indicator]] = Registry("indicator")
