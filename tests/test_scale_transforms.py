@@ -186,3 +186,29 @@ def test_events_another_runner_folded_in_meanwhile_are_not_counted_twice(store: 
     assert sum(w.rows for w in ours.windows.read_windows(plan)) == 400
     assert not ours.run_plans([plan]).failures  # and the next run finds nothing new
     assert sum(w.rows for w in ours.windows.read_windows(plan)) == 400
+
+
+def test_partials_of_a_store_from_before_move_into_the_one_table(tmp_path: Path) -> None:
+    """Stores written before ``_partials`` kept one ``"agg:<model>"`` table per model: opening one moves them."""
+    uri = f"duckdb:///{tmp_path / 'old.duckdb'}"
+    store = DuckDBStore(uri)
+    store.put_spec(spec())
+    ingest(store, spec(), awkward_events(300, 8))
+    runner = TransformRunner(store, DuckDBWindows(store))
+    (plan, *_) = runner.plans(spec())
+    runner.run_plan(plan)
+    before = {(w.version, w.start): w.rows for w in runner.windows.read_windows(plan)}
+    with store.transaction() as con:  # as the old layout had it
+        con.execute(
+            'CREATE TABLE "agg:odd" AS SELECT win, version, bucket, "column", stat, key, value FROM _partials'
+            " WHERE model = 'odd'"
+        )
+        con.execute("DELETE FROM _partials")
+    store.close()
+
+    store = DuckDBStore(uri)
+    windows = DuckDBWindows(store)
+    assert {(w.version, w.start): w.rows for w in windows.read_windows(plan)} == before
+    tables = store.sql("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'agg:%'")
+    assert tables.num_rows == 0
+    store.close()

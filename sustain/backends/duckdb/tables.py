@@ -1,9 +1,13 @@
 """The embedded engine's derived tables: reference profiles, window partials and their checkpoints.
 
-Window partials live in one long table per model, ``"agg:<model>"``, keyed by
-(window, version, bucket, column, stat, key). New partials merge in by
-addition (min and max by least/greatest) in the same transaction that moves
-the transform's checkpoint, so a restart never counts a row twice or misses one.
+Window partials live in one long table, ``_partials``, keyed by (model, window,
+version, bucket, column, stat, key). New partials merge in by addition (min and
+max by least/greatest) in the same transaction that moves the transform's
+checkpoint, so a restart never counts a row twice or misses one. One table for
+every model lets a pass merge all its models' partials in one statement and read
+all their windows in another: DuckDB plans each statement in a few milliseconds,
+which one statement per model paid a thousand times. (Earlier stores kept one
+table per model, ``"agg:<model>"``: they are moved into ``_partials`` on open.)
 """
 
 from __future__ import annotations
@@ -32,14 +36,20 @@ WINDOW_DDL = (
     " profile JSON, PRIMARY KEY (model, version))",
     "CREATE TABLE IF NOT EXISTS _checkpoints (transform VARCHAR PRIMARY KEY, seq BIGINT NOT NULL,"
     " fingerprint VARCHAR NOT NULL, updated_at TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS _partials (model VARCHAR, win VARCHAR, version VARCHAR, bucket TIMESTAMPTZ,"
+    ' "column" VARCHAR, stat VARCHAR, key VARCHAR, value DOUBLE,'
+    ' PRIMARY KEY (model, win, version, bucket, "column", stat, key))',
+)
+PARTIAL_COLUMNS = 'version, bucket, "column", stat, key, value'
+UPSERT = (
+    ' ON CONFLICT (model, win, version, bucket, "column", stat, key) DO UPDATE SET value = CASE'
+    " WHEN excluded.stat = 'min' THEN least(value, excluded.value)"
+    " WHEN excluded.stat = 'max' THEN greatest(value, excluded.value)"
+    " ELSE value + excluded.value END"
 )
 
 # Profile writes per store, through whichever DuckDBWindows: a parsed profile is kept until the count moves.
 _PROFILE_WRITES: WeakKeyDictionary[DuckDBStore, int] = WeakKeyDictionary()
-
-
-def partials_table(model: str) -> str:
-    return quote(f"agg:{model}")
 
 
 @dataclass(frozen=True)
@@ -64,24 +74,15 @@ class DuckDBWindows:
 
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
-        self._ready: set[str] = set()
         self._profiles: dict[str, list[ReferenceProfile]] = {}
         self._generation = -1
         with store.transaction() as con:
             for ddl in WINDOW_DDL:
                 con.execute(ddl)
+            _move_model_tables(con)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self.store.cursor()
-
-    def _ensure(self, con: duckdb.DuckDBPyConnection, model: str) -> None:
-        if model not in self._ready:
-            con.execute(
-                f"CREATE TABLE IF NOT EXISTS {partials_table(model)} (win VARCHAR, version VARCHAR,"
-                ' bucket TIMESTAMPTZ, "column" VARCHAR, stat VARCHAR, key VARCHAR, value DOUBLE,'
-                ' PRIMARY KEY (win, version, bucket, "column", stat, key))'
-            )
-            self._ready.add(model)
 
     # -- profiles -------------------------------------------------------------------------------
     def put_profile(self, profile: ReferenceProfile) -> None:
@@ -141,8 +142,7 @@ class DuckDBWindows:
     def reset_partials(self, plan: TransformPlan) -> None:
         """Forget a window's partials: the plan changed (new bins) and they are rebuilt from the events."""
         with self.store.transaction() as con:
-            self._ensure(con, plan.model)
-            con.execute(f"DELETE FROM {partials_table(plan.model)} WHERE win = ?", [plan.window])
+            con.execute("DELETE FROM _partials WHERE model = ? AND win = ?", [plan.model, plan.window])
             con.execute(
                 "INSERT OR REPLACE INTO _checkpoints VALUES (?, 0, ?, ?)",
                 [plan.id, plan.fingerprint, datetime.now(UTC)],
@@ -203,23 +203,13 @@ class DuckDBWindows:
                     before = expected.get(m.plan.id)
                     if stored.get(m.plan.id) != (None if before is None else (before.seq, before.fingerprint)):
                         stale.add(m.plan.id)
-            for m in merges:
-                if m.plan.id in stale:
-                    continue
-                self._ensure(con, m.plan.model)
-                if m.partials.num_rows:
-                    con.register("_delta", m.partials)
-                    try:
-                        con.execute(
-                            f"INSERT INTO {partials_table(m.plan.model)} SELECT ? AS win, * FROM _delta"
-                            ' ON CONFLICT (win, version, bucket, "column", stat, key) DO UPDATE SET value = CASE'
-                            " WHEN excluded.stat = 'min' THEN least(value, excluded.value)"
-                            " WHEN excluded.stat = 'max' THEN greatest(value, excluded.value)"
-                            " ELSE value + excluded.value END",
-                            [m.plan.window],
-                        )
-                    finally:
-                        con.unregister("_delta")
+            parts = [_with_plan(m.plan, m.partials) for m in merges if m.plan.id not in stale and m.partials.num_rows]
+            if parts:
+                con.register("_delta", pa.concat_tables(parts))
+                try:
+                    con.execute(f"INSERT INTO _partials SELECT * FROM _delta{UPSERT}")
+                finally:
+                    con.unregister("_delta")
             moved = [Checkpoint(m.plan.id, m.seq, m.plan.fingerprint) for m in merges if m.plan.id not in stale]
             moved += [c for c in marks if c.transform.split("#")[0] not in stale]
             if moved:
@@ -247,76 +237,85 @@ class DuckDBWindows:
         until: datetime | None = None,
     ) -> list[WindowAggregates]:
         """The stored windows of ``plan``, oldest first, one per (version, bucket)."""
-        where = ["win = ?"]
-        params: list[Any] = [plan.window]
+        where = ["model = ?", "win = ?"]
+        params: list[Any] = [plan.model, plan.window]
         for sql, value in (("version = ?", version), ("bucket >= ?", since), ("bucket < ?", until)):
             if value is not None:
                 where.append(sql)
                 params.append(value)
-        if not self._exists(plan.model):
-            return []
         table = self.store.sql(
-            f'SELECT version, bucket, "column", stat, key, value FROM {partials_table(plan.model)}'
-            f" WHERE {' AND '.join(where)} ORDER BY bucket, version",
-            params,
+            f"SELECT {PARTIAL_COLUMNS} FROM _partials WHERE {' AND '.join(where)} ORDER BY bucket, version", params
         )
         return list(_group(plan, table))
 
     def read_many(
-        self, wanted: Sequence[tuple[TransformPlan, Collection[tuple[str, datetime]]]], per_query: int = 64
+        self, wanted: Sequence[tuple[TransformPlan, Collection[tuple[str, datetime]]]]
     ) -> list[list[WindowAggregates]]:
-        """For each plan, its windows among the (version, bucket) keys asked, oldest first: one query per
-        ``per_query`` plans (a pass reads every busy model's windows at once)."""
+        """For each plan, its windows among the (version, bucket) keys asked, oldest first: one query for all
+        (a pass reads every busy model's windows at once)."""
         out: list[list[WindowAggregates]] = [[] for _ in wanted]
-        present = [(i, plan, keys) for i, (plan, keys) in enumerate(wanted) if keys and self._exists(plan.model)]
-        for first in range(0, len(present), per_query):
-            chunk = present[first : first + per_query]
-            branches, params = [], []
-            for i, plan, keys in chunk:
-                buckets = [b for _, b in keys]
-                branches.append(
-                    f'SELECT {i} AS i, version, bucket, "column", stat, key, value FROM {partials_table(plan.model)}'
-                    " WHERE win = ? AND bucket >= ? AND bucket <= ?"
-                )
-                params += [plan.window, min(buckets), max(buckets)]
-            table = self.store.sql(" UNION ALL ".join(branches), params)
-            index = table.column("i").to_numpy()
-            order = np.argsort(index, kind="stable")
-            table = table.take(pa.array(order))
-            bounds = np.searchsorted(index[order], [i for i, _, _ in chunk] + [len(wanted)], side="left")
-            for (i, plan, keys), lo, hi in zip(chunk, bounds[:-1], bounds[1:], strict=True):
-                wanted_keys = set(keys)
-                out[i] = [w for w in _group(plan, table.slice(lo, hi - lo)) if (w.version, w.start) in wanted_keys]
-                out[i].sort(key=lambda w: (w.start, w.version))
+        asked = [(i, plan, keys) for i, (plan, keys) in enumerate(wanted) if keys]
+        if not asked:
+            return out
+        ranges = pa.table(
+            {
+                "i": pa.array([i for i, _, _ in asked], pa.int64()),
+                "model": pa.array([plan.model for _, plan, _ in asked], pa.string()),
+                "win": pa.array([plan.window for _, plan, _ in asked], pa.string()),
+                "lo": pa.array([min(b for _, b in keys) for _, _, keys in asked], TIMESTAMP),
+                "hi": pa.array([max(b for _, b in keys) for _, _, keys in asked], TIMESTAMP),
+            }
+        )
+        cur = self._cursor()
+        cur.register("_wanted", ranges)
+        try:
+            table = self.store.sql(  # this thread's cursor, where _wanted is registered
+                'SELECT w.i, p.version, p.bucket, p."column", p.stat, p.key, p.value FROM _partials p'
+                " JOIN _wanted w ON p.model = w.model AND p.win = w.win AND p.bucket BETWEEN w.lo AND w.hi"
+                " ORDER BY w.i"
+            )
+        finally:
+            cur.unregister("_wanted")
+        index = np.asarray(table.column("i").to_numpy(), dtype=np.int64)
+        bounds = np.searchsorted(index, [i for i, _, _ in asked] + [len(wanted)], side="left")
+        for (i, plan, keys), lo, hi in zip(asked, bounds[:-1], bounds[1:], strict=True):
+            wanted_keys = set(keys)
+            found = [w for w in _group(plan, table.slice(int(lo), int(hi - lo))) if (w.version, w.start) in wanted_keys]
+            out[i] = sorted(found, key=lambda w: (w.start, w.version))
         return out
 
     def window_buckets(self, plan: TransformPlan, since: datetime | None = None) -> list[tuple[str, datetime]]:
         """(version, bucket) of every stored window of ``plan``."""
-        if not self._exists(plan.model):
-            return []
-        where, params = "win = ?", [plan.window]
+        where, params = "model = ? AND win = ?", [plan.model, plan.window]
         if since is not None:
             where += " AND bucket >= ?"
             params.append(since)  # type: ignore[arg-type]
         rows = (
             self._cursor()
-            .execute(
-                f"SELECT DISTINCT version, bucket FROM {partials_table(plan.model)} WHERE {where} ORDER BY bucket",
-                params,
-            )
+            .execute(f"SELECT DISTINCT version, bucket FROM _partials WHERE {where} ORDER BY bucket", params)
             .fetchall()
         )
         return [(r[0], r[1]) for r in rows]
 
-    def _exists(self, model: str) -> bool:
-        if model in self._ready:
-            return True
-        rows = (
-            self._cursor()
-            .execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [f"agg:{model}"])
-            .fetchall()
+
+def _with_plan(plan: TransformPlan, partials: pa.Table) -> pa.Table:
+    """A plan's partials with its model and window in front, as ``_partials`` keeps them."""
+    n = partials.num_rows
+    return pa.table(
+        [pa.array([plan.model] * n, pa.string()), pa.array([plan.window] * n, pa.string()), *partials.columns],
+        names=["model", "win", *partials.column_names],
+    )
+
+
+def _move_model_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Move the partials of stores from before ``_partials`` (one ``"agg:<model>"`` table per model) into it."""
+    tables = con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'agg:%'").fetchall()
+    for (name,) in tables:
+        con.execute(
+            f"INSERT INTO _partials SELECT ?, win, {PARTIAL_COLUMNS} FROM {quote(name)} ON CONFLICT DO NOTHING",
+            [name.removeprefix("agg:")],
         )
-        return bool(rows[0][0])
+        con.execute(f"DROP TABLE {quote(name)}")
 
 
 def _group(plan: TransformPlan, table: pa.Table) -> Iterator[WindowAggregates]:
