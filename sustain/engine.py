@@ -296,16 +296,24 @@ class Engine:
     def _units(self, work: list[tuple[TransformPlan, list[Key]]]) -> list[tuple[ModelWork, list[Key]]]:
         """The windows of the work read at once, as one unit per plan (with its model's reference profiles)."""
         specs: dict[str, ModelSpec | None] = {}
-        wanted = []
+        wanted: list[tuple[TransformPlan, list[Key]]] = []
+        asked: list[tuple[TransformPlan, set[Key]]] = []
         for plan, keys in work:
             if plan.model not in specs:
                 specs[plan.model] = self.store.get_spec(plan.model)
             if specs[plan.model] is not None:
                 wanted.append((plan, keys))
-        read = self.windows.read_many(wanted)
+                step = timedelta(seconds=plan.window_seconds)
+                asked.append((plan, {*keys, *((v, start - step) for v, start in keys)}))  # and the one before
+        read = self.windows.read_many(asked)
         now = self.clock()
         units = []
-        for (plan, keys), windows in zip(wanted, read, strict=True):
+        for (plan, keys), found in zip(wanted, read, strict=True):
+            computed = set(keys)
+            windows = [w for w in found if (w.version, w.start) in computed]
+            step = timedelta(seconds=plan.window_seconds)
+            known = {(w.version, w.start): w for w in found}
+            before = {(v, s - step): known.get((v, s - step)) for v, s in keys}
             spec = specs[plan.model]
             assert spec is not None
             try:
@@ -317,7 +325,7 @@ class Engine:
                     self._dirty[plan.id].windows.update(keys)
                 continue
             partial = [not self.final(plan, w.start, now) for w in windows]
-            units.append((ModelWork(spec, plan, windows, partial, profiles, binning), keys))
+            units.append((ModelWork(spec, plan, windows, partial, profiles, binning, before), keys))
         return units
 
     def _computer(self, units: int) -> Computer:

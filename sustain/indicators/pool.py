@@ -22,6 +22,7 @@ import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -103,6 +104,7 @@ class _Unit:
     binning_version: str | None
     spec: ModelSpec | None = None  # None: the one sent before
     profiles: dict[str, ReferenceProfile] = field(default_factory=dict)  # the new or changed ones
+    before: dict[tuple[str, datetime], WindowAggregates | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -212,6 +214,7 @@ def _worker(conn: Connection, registry_blob: bytes, timeout: float) -> None:
                 unit.partial,
                 {v: profiles[(unit.model, v)] for v in unit.profile_versions},
                 profiles[(unit.model, unit.binning_version)] if unit.binning_version is not None else None,
+                unit.before,
             )
             docs = compute_model(work, runner, source, registry=registry, nulls=nulls)
             done = _Done(docs, runner.states([unit.model]).get(unit.model, {}), nulls.take_new(), 0)
@@ -361,6 +364,7 @@ class WorkerPool:
             unit.partial,
             sorted(unit.profiles),
             unit.binning.version if unit.binning is not None else None,
+            before=unit.before,
         )
         if worker.specs.get(unit.model) is not unit.spec:
             sent.spec = worker.specs[unit.model] = unit.spec

@@ -108,14 +108,16 @@ class _Groups:
         self.buckets_us = [int(unique_buckets[int(i) % len(unique_buckets)]) for i in ids]
         self.index = np.repeat(np.arange(self.count, dtype=np.int64), self.sizes)  # group of each sorted row
         self.all = np.arange(self.count, dtype=np.int64)
+        self.sorted = self.count == 1 or bool(np.all(order[1:] > order[:-1]))  # already in group order
+
+    def take(self, column: pa.ChunkedArray) -> pa.Array:
+        """A column's values in group order."""
+        array = column.combine_chunks()
+        return array if self.sorted else array.take(pa.array(self.order))
 
     def counts(self, mask: npt.NDArray[np.bool_]) -> Floats:
         """How many sorted rows of each group ``mask`` holds."""
         return np.bincount(self.index[mask], minlength=self.count).astype(np.float64)
-
-
-def _sorted_values(column: pa.ChunkedArray, order: Ints) -> pa.Array:
-    return column.combine_chunks().take(pa.array(order))
 
 
 def _numbers(array: pa.Array) -> tuple[Floats, npt.NDArray[np.bool_]]:
@@ -248,17 +250,17 @@ def _partials(plan: TransformPlan, events: pa.Table) -> pa.Table:
     order = groups.order
     out = _Out()
     out.add(groups.all, "*", "rows", "", groups.sizes.astype(np.float64))
-    errors = _sorted_values(events.column("error"), order)
+    errors = groups.take(events.column("error"))
     out.add(groups.all, "*", "errors", "", groups.counts(np.asarray(errors.is_valid().to_numpy(zero_copy_only=False))))
     sorted_ts = ts_us[order].astype(np.float64)
     out.add(groups.all, "ts", "max", "", np.maximum.reduceat(sorted_ts, groups.starts), keep_zero=True)
-    latency, latency_valid = _numbers(_sorted_values(events.column("latency_ms"), order))
+    latency, latency_valid = _numbers(groups.take(events.column("latency_ms")))
     _numeric(out, groups, "latency_ms", latency, latency_valid, 0.0)
     out.add(groups.all, "latency_ms", "missing", "", groups.counts(~latency_valid))
     _bins(out, groups, "latency_ms", latency, latency_valid, plan.latency_edges)
-    invalid = _invalid_rows(_sorted_values(events.column("invalid"), order), [c.invalid_key for c in plan.columns])
+    invalid = _invalid_rows(groups.take(events.column("invalid")), [c.invalid_key for c in plan.columns])
     for col in plan.columns:
-        array = _sorted_values(events.column(col.column), order)
+        array = groups.take(events.column(col.column))
         raw_valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         bad = invalid[col.invalid_key]
         out.add(groups.all, col.column, "missing", "", groups.counts(~raw_valid & ~bad))
