@@ -10,12 +10,13 @@ PORT ?= 8000
 
 ES_TYPES := tests/es_types/node_modules/.installed
 ELASTALERT := .cache/elastalert-venv/.requirements.sha256
+SCHEMATHESIS := .cache/schemathesis-venv/.requirements.sha256
 # Debian packages the tests use: Chromium (web UI, through Playwright; no browser download at run time), Redis
 # (inference units; the tests start their own server on loopback), shellcheck (compose/smoke.sh).
 SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/redis-server /usr/bin/shellcheck
 SYSTEM_PACKAGES := chromium redis-server shellcheck
 
-.PHONY: run test venv lint typecheck unit bench bench-drift bench-aiu clean system-tools
+.PHONY: run test venv lint typecheck unit bench bench-drift bench-aiu soak clean system-tools
 
 venv: $(STAMP)
 
@@ -31,7 +32,7 @@ run: $(STAMP)
 	$(BIN)/sustain serve --config examples/sustain.yaml --demo-traffic --host $(HOST) --port $(PORT)
 
 ## make test: install what tests need, then lint, type checks and the whole suite.
-test: $(STAMP) $(ES_TYPES) $(ELASTALERT) system-tools
+test: $(STAMP) $(ES_TYPES) $(ELASTALERT) $(SCHEMATHESIS) system-tools
 	$(MAKE) lint typecheck unit
 
 # One apt-get run installs whatever is missing.
@@ -48,6 +49,11 @@ $(ES_TYPES): tests/es_types/package.json tests/es_types/package-lock.json
 # ElastAlert2 2.31 (Python 3.12, pins elasticsearch 7.10.1) in a venv of its own: exported rules are loaded by it.
 $(ELASTALERT): tests/elastalert/requirements.txt tests/elastalert/setup_venv.sh
 	bash tests/elastalert/setup_venv.sh
+	@touch $@
+
+# Schemathesis (its own pins) in a venv of its own: tests/test_openapi_fuzz.py fuzzes the API from /openapi.json.
+$(SCHEMATHESIS): tests/schemathesis/requirements.txt tests/schemathesis/setup_venv.sh
+	bash tests/schemathesis/setup_venv.sh
 	@touch $@
 
 lint: $(STAMP)
@@ -67,6 +73,10 @@ bench: $(STAMP)
 
 bench-aiu: $(STAMP) system-tools
 	$(BIN)/python benchmarks/aiu.py
+
+## make soak: ten minutes of ingest at half the measured maximum, RSS every 30 s (README: bounded memory).
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py
 
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift.py --setup

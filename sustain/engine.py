@@ -19,8 +19,15 @@ data, not the number of models:
 Each pass times its phases (:data:`PHASES`, in :attr:`EngineStats.phases`), counts the models it processed,
 and every document keeps its freshness (seconds from its window's last event to its computation); the engine
 knows how far behind each model is (:meth:`Engine.lags`). A failing indicator (a plugin that raises, returns
-garbage or is slow) is recorded as an indicator error; a unit that fails is that model's failure, and the
-other models carry on.
+garbage or is slow) is recorded as an indicator error.
+
+A window is *final* once its end plus the model's ``late_arrival`` delay is before the start of the last
+transform run (less the runner's own lag): every event that arrived in time is in it (:meth:`Engine.final`).
+Documents of windows that are not final yet are ``partial``; alert rules judge final windows only.
+
+Models are isolated from each other: whatever fails for one model (a transform, its indicators, profiling its
+reference, retention) is recorded on that model (:meth:`Engine.model_failures`, shown by ``/readyz`` and the
+dashboard overview) and the other models carry on. The failure clears once that stage succeeds again.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sustain.errors import SustainError
+from sustain.errors import PluginError, SustainError
 from sustain.indicators.base import Indicator
 from sustain.indicators.context import WindowSource
 from sustain.indicators.documents import IndicatorDoc, IndicatorStore
@@ -46,9 +53,9 @@ from sustain.registry import Registry
 from sustain.spec import IndicatorSpec, ModelSpec
 from sustain.store.base import Store
 from sustain.transforms.plan import TransformPlan
-from sustain.transforms.protocols import Transformer, WindowStore
+from sustain.transforms.protocols import Retainer, Transformer, WindowStore
 from sustain.transforms.references import profile_reference
-from sustain.transforms.runner_report import RunReport
+from sustain.transforms.runner_report import RetentionReport, RunReport
 
 log = logging.getLogger("sustain.engine")
 
@@ -93,6 +100,31 @@ class EngineStats:
 
 
 @dataclass
+class ModelFailure:
+    """The latest failure of one stage (transforms, indicators, reference, retention) of one model."""
+
+    model: str
+    stage: str
+    message: str
+    since: datetime
+    last: datetime
+    count: int = 1
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "stage": self.stage,
+            "error": self.message,
+            "since": self.since.isoformat(),
+            "last": self.last.isoformat(),
+            "count": self.count,
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, SustainError) else f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
 class _Dirty:
     plan: TransformPlan
     windows: set[Key] = field(default_factory=set)  # changed since computed
@@ -116,6 +148,8 @@ class Engine:
         transform_interval: float = 10.0,
         indicator_interval: float = 30.0,
         indicator_timeout: float = 30.0,
+        retention: Retainer | None = None,
+        retention_interval: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         registry: Registry[type[Indicator]] | None = None,
         ownership: Ownership | None = None,
@@ -134,6 +168,8 @@ class Engine:
         self.transform_interval = transform_interval
         self.indicator_interval = indicator_interval
         self.indicator_timeout = indicator_timeout
+        self.retention = retention
+        self.retention_interval = retention_interval
         self.clock = clock
         self.stats = EngineStats()
         self.listeners: list[DocsListener] = []
@@ -151,12 +187,49 @@ class Engine:
         self.ownership = ownership
         self._owned: set[str] = set()
         self._plans: dict[str, tuple[ModelSpec, object, list[TransformPlan]]] = {}
+        # Events up to this time are folded into the windows: the start of the last transform run, less the
+        # runner's own lag (an Elasticsearch transform's sync delay). A window is final once its end plus the
+        # model's late-arrival delay is before it.
+        self._settled: datetime | None = None
+        self._late: dict[str, float] = {}
+        self._failures: dict[tuple[str, str], ModelFailure] = {}
+
+    # -- per-model failures ---------------------------------------------------------------------
+    def model_failures(self) -> dict[str, list[dict[str, object]]]:
+        """Every model with a stage that failed at its latest run: model -> [{stage, error, since, ...}]."""
+        out: dict[str, list[dict[str, object]]] = {}
+        for (model, _), failure in sorted(self._failures.items()):
+            out.setdefault(model, []).append(failure.to_json())
+        return out
+
+    def _failed(self, model: str, stage: str, exc: BaseException) -> None:
+        now = self.clock()
+        message = _describe(exc)
+        known = self._failures.get((model, stage))
+        if known is None:
+            self._failures[(model, stage)] = ModelFailure(model, stage, message, now, now)
+            log.error("model %s: %s failed (the other models carry on): %s", model, stage, message, exc_info=exc)
+        else:
+            known.message, known.last, known.count = message, now, known.count + 1
+            log.warning("model %s: %s failed again (%d times): %s", model, stage, known.count, message)
+        self.stats.last_error = f"{model}: {stage}: {message}"
+
+    def _succeeded(self, model: str, stage: str) -> None:
+        if self._failures.pop((model, stage), None) is not None:
+            log.info("model %s: %s runs again", model, stage)
 
     # -- references ---------------------------------------------------------------------------
     def on_reference(self, model: str, version: str) -> None:
-        """Profile a newly uploaded reference (the collector calls this after storing it)."""
+        """Profile a newly uploaded reference (the collector calls this after storing it). A failure is
+        recorded on the model and raised as a :class:`PluginError` naming it."""
         spec = self._spec(model)
-        profile_reference(self.store, self.windows, spec, version)
+        try:
+            profile_reference(self.store, self.windows, spec, version)
+        except Exception as exc:
+            self._failed(model, "reference", exc)
+            what = f"profiling the reference of {model!r} version {version!r} failed"
+            raise PluginError(f"{what}: {_describe(exc)}") from exc
+        self._succeeded(model, "reference")
         # Profiles feed the plans: a change of bins makes the next transform run rebuild the windows.
         with self._lock:
             self._plans.pop(model, None)
@@ -177,9 +250,12 @@ class Engine:
     def run_transforms(self, specs: Iterable[ModelSpec] | None = None) -> list[RunReport]:
         """Fold new events and labels into the windows of every model this engine computes."""
         with self._phase("transforms") as started:
+            settled = self.clock() - timedelta(seconds=float(getattr(self.runner, "lag_seconds", 0.0)))
             with self._lock:
                 plans: list[TransformPlan] = []
                 taken: set[str] = set()
+                failed: set[str] = set()
+                running: list[str] = []
                 for spec in specs if specs is not None else self.store.list_specs():
                     if self.ownership is not None and not self.ownership.owns(spec.name):
                         self._owned.discard(spec.name)
@@ -187,32 +263,50 @@ class Engine:
                     if spec.name not in self._owned:  # first run, or a model taken over from another replica
                         taken.add(spec.name)
                     self._owned.add(spec.name)
+                    self._late[spec.name] = spec.late_arrival_seconds
+                    running.append(spec.name)
                     try:
                         plans.extend(self.plans(spec))
-                    except Exception as exc:
+                    except Exception as exc:  # this model's failure, recorded on it; the others carry on
                         self._failed(spec.name, "transforms", exc)
+                        failed.add(spec.name)
                 batch = self.runner.run_plans(plans)
                 for failure in batch.failures:
                     self._failed(failure.plan.model, "transforms", failure.error)
+                    failed.add(failure.plan.model)
                 by_id = {p.id: p for p in plans}
                 busy: set[str] = set()
                 for report in batch.reports:
                     plan = by_id[report.transform]
-                    dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
-                    dirty.plan = plan
-                    if report.rebuilt or not self._started or plan.model in taken:
-                        self._mark_recent(plan)
-                    dirty.windows.update(report.touched)
+                    try:
+                        self._note_report(plan, report, plan.model in taken)
+                    except Exception as exc:
+                        self._failed(plan.model, "transforms", exc)
+                        failed.add(plan.model)
                     if report.events or report.touched:
                         busy.add(plan.model)
+                for model in running:
+                    if model not in failed:
+                        self._succeeded(model, "transforms")
                 self._started = True
+                self._settled = settled
             self.stats.models_transformed = len(busy)
         self.stats.transform_runs += 1
         self.stats.last_transform_seconds = time.perf_counter() - started
         return batch.reports
 
-    def _mark_recent(self, plan: TransformPlan) -> None:
+    def _note_report(self, plan: TransformPlan, report: RunReport, taken: bool) -> None:
+        """Remember the windows a transform run changed (all recent ones after a rebuild or a take-over)."""
+        dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
+        dirty.plan = plan
+        if report.rebuilt or not self._started or taken:
+            self._mark_recent(plan, report.rebuilt_from)
+        dirty.windows.update(report.touched)
+
+    def _mark_recent(self, plan: TransformPlan, kept_from: datetime | None = None) -> None:
         since = self.clock() - timedelta(seconds=plan.window_seconds * RECENT_WINDOWS)
+        if kept_from is not None:  # older windows were not rebuilt: their indicators stand as computed
+            since = max(since, kept_from)
         dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
         dirty.plan = plan
         dirty.windows.update(self.windows.window_buckets(plan, since=since))
@@ -221,16 +315,22 @@ class Engine:
     def indicator_specs(self, spec: ModelSpec) -> list[IndicatorSpec]:
         return indicator_specs(spec, self.registry)
 
-    def final(self, plan: TransformPlan, start: datetime, now: datetime) -> bool:
-        """Whether the window of ``plan`` starting at ``start`` is final (closed) at ``now``."""
-        return start + timedelta(seconds=plan.window_seconds) <= now
+    def final(self, plan: TransformPlan, start: datetime) -> bool:
+        """Whether the window of ``plan`` starting at ``start`` is final: its end plus the model's late-arrival
+        delay is before the last transform run, so every event that arrived in time is in it."""
+        if self._settled is None:
+            return False
+        return self._final_at(plan, start) <= self._settled
+
+    def _final_at(self, plan: TransformPlan, start: datetime) -> datetime:
+        """When the window becomes final: its end plus the model's late-arrival delay (on the settled clock)."""
+        return start + timedelta(seconds=plan.window_seconds + self._late.get(plan.model, 0.0))
 
     def run_indicators(self, *, open_windows: bool = True) -> list[IndicatorDoc]:
         """Compute the windows that changed: those that became final, and (``open_windows``) open ones."""
         started = time.perf_counter()
-        now = self.clock()
         with self._lock:
-            work = self._take(now, open_windows)
+            work = self._take(open_windows)
         with self._phase("read"):
             units = self._units(work)
         with self._phase("indicators"):
@@ -265,10 +365,10 @@ class Engine:
         self.stats.last_indicator_seconds = time.perf_counter() - started
         return docs
 
-    def _take(self, now: datetime, open_windows: bool) -> list[tuple[TransformPlan, list[Key]]]:
+    def _take(self, open_windows: bool) -> list[tuple[TransformPlan, list[Key]]]:
         """The windows this run computes, per plan: plans with final windows first, oldest first."""
         for d in self._dirty.values():
-            closed = {k for k in d.open if self.final(d.plan, k[1], now)}
+            closed = {k for k in d.open if self.final(d.plan, k[1])}
             d.windows |= closed
             d.open -= closed
         if self.ownership is not None:  # windows of models another replica computes now are its work
@@ -278,17 +378,17 @@ class Engine:
                     d.open.clear()
         work = []
         for d in self._dirty.values():
-            due = {k for k in d.windows if open_windows or self.final(d.plan, k[1], now)}
+            due = {k for k in d.windows if open_windows or self.final(d.plan, k[1])}
             if not due:
                 continue
             d.windows -= due
-            d.open |= {k for k in due if not self.final(d.plan, k[1], now)}
+            d.open |= {k for k in due if not self.final(d.plan, k[1])}
             work.append((d.plan, sorted(due, key=lambda k: (k[1], k[0]))))
         far = datetime.max.replace(tzinfo=UTC)
 
         def urgency(item: tuple[TransformPlan, list[Key]]) -> datetime:
             plan, keys = item
-            ends = [k[1] for k in keys if self.final(plan, k[1], now)]
+            ends = [k[1] for k in keys if self.final(plan, k[1])]
             return min(ends) if ends else far
 
         return sorted(work, key=urgency)
@@ -306,7 +406,6 @@ class Engine:
                 step = timedelta(seconds=plan.window_seconds)
                 asked.append((plan, {*keys, *((v, start - step) for v, start in keys)}))  # and the one before
         read = self.windows.read_many(asked)
-        now = self.clock()
         units = []
         for (plan, keys), found in zip(wanted, read, strict=True):
             computed = set(keys)
@@ -324,7 +423,7 @@ class Engine:
                 with self._lock:
                     self._dirty[plan.id].windows.update(keys)
                 continue
-            partial = [not self.final(plan, w.start, now) for w in windows]
+            partial = [not self.final(plan, w.start) for w in windows]
             units.append((ModelWork(spec, plan, windows, partial, profiles, binning, before), keys))
         return units
 
@@ -378,26 +477,39 @@ class Engine:
             self.stats.freshness[model] = seconds
 
     def lags(self) -> dict[str, float]:
-        """Per model this engine computes, seconds since its oldest window still to compute became final
-        (0 when it has none)."""
+        """Per model this engine computes, seconds since its oldest window still to compute became final (its
+        end plus the model's late-arrival delay; 0 when it has none)."""
         now = self.clock()
         out = dict.fromkeys(self._owned, 0.0)
         with self._lock:
             for d in self._dirty.values():
                 for _, start in d.windows:
-                    if self.final(d.plan, start, now):
-                        end = start + timedelta(seconds=d.plan.window_seconds)
-                        out[d.plan.model] = max(out.get(d.plan.model, 0.0), (now - end).total_seconds())
+                    if self.final(d.plan, start):
+                        since = (now - self._final_at(d.plan, start)).total_seconds()
+                        out[d.plan.model] = max(out.get(d.plan.model, 0.0), since)
         return out
 
-    # -- per-model failures -------------------------------------------------------------------
-    def _failed(self, model: str, stage: str, exc: BaseException) -> None:
-        message = exc.message if isinstance(exc, SustainError) else f"{type(exc).__name__}: {exc}"
-        self.stats.last_error = f"{model}: {stage}: {message}"
-        log.error("model %s: %s failed (the other models carry on): %s", model, stage, message)
-
-    def _succeeded(self, model: str, stage: str) -> None:
-        """The stage runs again for this model (the per-model failure record clears)."""
+    # -- retention ----------------------------------------------------------------------------
+    def run_retention(self) -> list[RetentionReport]:
+        """One retention sweep of every model (raw events, labels and dedup ids past their horizons)."""
+        if self.retention is None:
+            return []
+        reports = []
+        now = self.clock()
+        for spec in self.store.list_specs():
+            if self.ownership is not None and spec.name not in self._owned:
+                continue  # another replica computes this model: its retention is that replica's work
+            try:
+                with self._lock:  # never between a transform's read of the events and its checkpoint
+                    report = self.retention.sweep(spec, now)
+            except Exception as exc:
+                self._failed(spec.name, "retention", exc)
+                continue
+            self._succeeded(spec.name, "retention")
+            reports.append(report)
+            if report.events or report.labels:
+                log.info("model %s: retention deleted %d events and %d labels", spec.name, report.events, report.labels)
+        return reports
 
     # -- schedule -----------------------------------------------------------------------------
     @contextmanager
@@ -436,8 +548,9 @@ class Engine:
 
     def _loop(self) -> None:
         """A pass every ``transform_interval`` (and when a window becomes final); open windows are computed
-        every ``indicator_interval``."""
+        every ``indicator_interval``; a retention sweep every ``retention_interval``."""
         next_pass = next_open = time.monotonic()
+        next_retention = next_pass + self.retention_interval
         while not self._stop.is_set():
             now = time.monotonic()
             try:
@@ -448,22 +561,28 @@ class Engine:
                     if with_open:
                         next_open = now + self.indicator_interval
                     next_pass = min(now + self.transform_interval, self._next_final(now))
+                if now >= next_retention:
+                    self.run_retention()
+                    next_retention = now + self.retention_interval
             except Exception as exc:  # keep the schedule whatever happens; the error is visible in stats
                 self.stats.last_error = repr(exc)
                 log.exception("engine pass failed; retrying at the next interval")
                 next_pass = now + self.transform_interval
-            self._stop.wait(max(0.01, next_pass - time.monotonic()))
+                next_retention = max(next_retention, now + self.retention_interval)
+            self._stop.wait(max(0.01, min(next_pass, next_retention) - time.monotonic()))
 
     def _next_final(self, monotonic_now: float) -> float:
-        """When (on the monotonic clock) the next open window with data becomes final."""
+        """When (on the monotonic clock) the next window with data becomes final: its end plus the model's
+        late-arrival delay plus the runner's own lag."""
         now = self.clock()
+        lag = timedelta(seconds=float(getattr(self.runner, "lag_seconds", 0.0)))
         soonest: float | None = None
         with self._lock:
             for d in self._dirty.values():
                 for _, start in d.open | d.windows:
-                    end = start + timedelta(seconds=d.plan.window_seconds)
-                    if end > now:
-                        wait = (end - now).total_seconds()
+                    at = self._final_at(d.plan, start) + lag
+                    if at > now:
+                        wait = (at - now).total_seconds()
                         soonest = wait if soonest is None else min(soonest, wait)
         return monotonic_now + soonest + 0.05 if soonest is not None else float("inf")
 

@@ -45,11 +45,23 @@ class Settings:
     max_reference_bytes: int = 512 * 1024 * 1024
     max_inflight_bytes: int = 256 * 1024 * 1024
     max_pending_events: int = 500_000
+    max_answer_seconds: float = 5.0  # a request that changes data is answered within this, or refused (429)
+    max_write_requests: int = 32  # data-changing requests worked on at once; one more gets 429 at once
+    max_reference_rows: int = 1_000_000
     transform_interval: float = 10.0
     indicator_interval: float = 30.0
+    retention_interval: float = 60.0  # how often raw events, labels and dedup ids past their horizons go
     engine: bool = True
     alert_store: str = "duckdb:///./data/alerts.duckdb"  # where alert episodes live when the store is Elasticsearch
     demo_traffic: bool = False
+    # The release pipeline runs when a registry is named (sustain serve --registry URI, or MLFLOW_TRACKING_URI).
+    registry: str | None = None
+    release_dir: str = "./data/releases"  # serving bundles, one folder per model version
+    release_poll: float = 30.0  # seconds between polls of the registry for new versions; 0: webhooks only
+    release_store: str = "duckdb:///./data/releases.duckdb"  # where releases live when the store is Elasticsearch
+    mlflow_webhook_secret: str | None = None  # shared with MLflow's webhook; unsigned deliveries are refused
+    public_url: str | None = None  # how MLflow reaches this service; default http://HOST:PORT
+    target_options: str = ""  # deploy target options, comma-separated TARGET.KEY=VALUE (kubernetes.namespace=ml)
     redis: str | None = None  # the inference units' Redis: their queues at /v1/inference/status and /metrics
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -76,6 +88,21 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def admission_seconds(self) -> float:
+        """How long a data-changing request may take to reach the writer (the rest of the bound is the
+        writer's: its queue, then the commit)."""
+        return 0.4 * self.max_answer_seconds
+
+    @property
+    def max_queue_seconds(self) -> float:
+        """The writer refuses events it would not get to within this long (at its measured commit rate)."""
+        return 0.3 * self.max_answer_seconds
 
     @property
     def auth_enabled(self) -> bool:

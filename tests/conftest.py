@@ -13,6 +13,7 @@ from sustain.spec import ModelSpec
 from sustain.spec.loader import load_config_text
 from tests.graph_models import Registry, register_models, start_registry
 from tests.helpers import CHURN_YAML, ServerProcess, write_spec
+from tests.release_support import MlflowServer
 
 
 @pytest.fixture
@@ -52,6 +53,17 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     with ServerProcess(tmp_path, write_spec(tmp_path)) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real MLflow tracking server (sqlite, proxied artifacts, webhooks to loopback) for the whole session;
+    its start (20-60 s on a busy machine) is paid once."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -81,9 +81,10 @@ def test_email_is_delivered_with_the_alert(smtp) -> None:
 
 def test_email_login_uses_credentials_from_the_environment(smtp, monkeypatch) -> None:
     mailbox, port = smtp
-    monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+    monkeypatch.setenv("SUSTAIN_SECRET_SMTP_PASSWORD", "s3cret")
     options = {"type": "email", "host": "127.0.0.1", "port": port, "to": "a@example.org", "username": "ops"}
-    action(**options, password="${SMTP_PASSWORD}", subject="{{ model }} {{ event }}").run(event("resolved"))
+    password = "${SUSTAIN_SECRET_SMTP_PASSWORD}"
+    action(**options, password=password, subject="{{ model }} {{ event }}").run(event("resolved"))
     assert message_from_bytes(mailbox.envelopes[0].original_content or b"")["Subject"] == "churn resolved"
     with pytest.raises(ActionFailed, match="SMTP delivery failed: SMTPAuthenticationError"):
         action(**options, password="wrong").run(event())

@@ -104,12 +104,12 @@ DRIFT_RULE = {"name": "drift", "when": {"indicator": "drift", "feature": "any", 
 
 
 def test_fire_then_resolve_and_the_webhook_is_signed(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("HOOK_SECRET", "s3cret")
+    monkeypatch.setenv("SUSTAIN_SECRET_HOOK", "s3cret")
     with Receiver() as receiver:
         _, docs, alerting, clock = make(
             tmp_path,
             [{**DRIFT_RULE, "actions": ["hook"]}],
-            {"hook": {"type": "webhook", "url": receiver.url, "secret": "${HOOK_SECRET}"}},
+            {"hook": {"type": "webhook", "url": receiver.url, "secret": "${SUSTAIN_SECRET_HOOK}"}},
         )
         window(docs, 0, {"x": "ok", "y": "ok"})
         at(clock, 0)
@@ -202,7 +202,7 @@ def test_retries_then_success_and_failures_are_recorded(tmp_path) -> None:
             "fails": {"type": "command", "command": [sys.executable, "-c", "import sys; sys.exit(1)"], "retries": 1},
             "hangs": {
                 "type": "command",
-                "command": [sys.executable, "-c", "import time; time.sleep(5)"],
+                "command": [sys.executable, "-c", "import time; time.sleep(600)"],
                 "timeout": "0.3s",
                 "retries": 0,
             },
@@ -216,7 +216,8 @@ def test_retries_then_success_and_failures_are_recorded(tmp_path) -> None:
         at(clock, 0)
         fired = alerting.evaluator.evaluate()
         assert {a.rule for a in fired} == {"drift", "other"}  # a failing action never stops another rule
-        alerting.dispatcher.flush()
+        # Wait for the outcome, not for a time: a busy machine may take long to start the commands.
+        assert alerting.dispatcher.flush(timeout=600)
         alert = next(a for a in alerts(alerting) if a.rule == "drift")
         tries: dict[str, list[tuple[int, bool]]] = {}
         for attempt in alert.attempts:

@@ -63,17 +63,16 @@ def test_hook_endpoint(tmp_path: Path) -> None:
         with TestClient(app) as client:
             # ElastAlert2 names the rule: sustain confirms it first; no drift documents yet, so nothing runs
             r = client.post("/v1/hooks/hook", params={"model": "churn", "rule": "drift"}, json={"value": 0.4})
-            assert r.status_code == 200 and r.json()["dispatched"] is False
-            # an external alert that is not a spec rule runs the action at once
+            assert r.status_code == 409 and "does not hold now" in r.json()["error"]["message"]
+            # an alert that is not a rule of the spec never runs an action (issue 11: it used to, at once)
             r = client.post("/v1/hooks/retrain", json={"model": "churn", "rule": "external-psi", "value": 0.4})
-            assert r.status_code == 202 and r.json()["dispatched"] is True
-            again = client.post("/v1/hooks/retrain", json={"model": "churn", "rule": "external-psi", "value": 0.5})
-            assert again.json()["alert_id"] == r.json()["alert_id"]  # same firing alert: retrain runs once
+            assert r.status_code == 404 and r.json()["error"]["field"] == "rule"
+            # the rule exists but does not run this action
+            r = client.post("/v1/hooks/retrain", json={"model": "churn", "rule": "drift"})
+            assert r.status_code == 409 and r.json()["error"]["field"] == "action"
             alerting = client.app.state.sustain.alerting  # type: ignore[attr-defined]
             assert alerting.dispatcher.flush(10)
-            assert [req["path"] for req in receiver.requests] == ["/retrain"]
-            alert = client.get(f"/v1/alerts/{r.json()['alert_id']}").json()
-            assert alert["attempts"][0]["ok"] and alert["evidence"][0]["value"] == 0.5  # the latest evidence
+            assert receiver.requests == []
             assert client.post("/v1/hooks/nope", json={"model": "churn"}).status_code == 404
             assert client.post("/v1/hooks/hook", json={"value": 1}).status_code == 422
             assert (

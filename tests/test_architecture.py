@@ -47,7 +47,7 @@ TIERS: list[set[str]] = [
 ALLOWED_UPWARD = {("sustain.indicators.checks", "sustain.backends")}
 
 # Modules outside api/ and cli/ that serve HTTP themselves (a gateway, a local graph runner).
-HTTP_SERVERS: set[str] = {"sustain.deploy_pipeline.graph.runner.app"}
+HTTP_SERVERS: set[str] = {"sustain.deploy_pipeline.graph.runner.app", "sustain.deploy_pipeline.release.gateway"}
 
 WEB_FRAMEWORKS = ("fastapi", "starlette")
 

@@ -64,7 +64,7 @@ def test_drifted_columns_are_flagged_with_exit_code_1(files) -> None:
     for r in rows.values():
         assert set(r) >= {"column", "method", "value", "p_value", "threshold", "n", "drifted"}
         assert r["n"] == 50_000
-    assert rows["age"]["method"] == "psi (calibrated)" and rows["plan"]["method"] == "js (calibrated)"
+    assert rows["age"]["method"] == "wasserstein (calibrated)" and rows["plan"]["method"] == "js (calibrated)"
     assert rows["active"]["method"] == "tv (calibrated)"
 
 
@@ -76,7 +76,7 @@ def test_undrifted_data_exits_0(files) -> None:
 
 def test_small_files_take_exact_tests(files) -> None:
     rows = {r["column"]: r for r in json.loads(run(str(files["ref"]), str(files["small"]), "--json").stdout)}
-    assert rows["age"]["method"] == "psi+ks" and rows["age"]["drifted"]
+    assert rows["age"]["method"] == "wasserstein+ks" and rows["age"]["drifted"]
     assert rows["plan"]["method"] == "js+chi2"
     assert rows["active"]["method"] in ("tv+z", "tv+fisher")
 

@@ -231,12 +231,13 @@ def test_sustain_serves_on_elasticsearch_with_tokens(services: dict[str, dict[st
         Settings.from_env({}, host=params["host"]).check_bind()
 
 
-def test_the_hook_token_is_a_write_token_of_sustain(services: dict[str, dict[str, Any]]) -> None:
-    for env in ({}, {"SUSTAIN_WRITE_TOKEN": "s3cret"}):
+def test_the_hook_token_is_an_admin_token_and_the_units_a_write_token(services: dict[str, dict[str, Any]]) -> None:
+    """Hooks run actions, which needs the admin scope (issue 11); the units only log events."""
+    for env in ({}, {"SUSTAIN_WRITE_TOKEN": "s3cret", "SUSTAIN_ADMIN_TOKEN": "adm1n"}):
         resolved = cf.load(env)["services"]
-        tokens = resolved["sustain"]["environment"]["SUSTAIN_WRITE_TOKENS"].split(",")
-        assert resolved["elastalert"]["environment"]["SUSTAIN_TOKEN"] in tokens
-        assert resolved["units"]["environment"]["SUSTAIN_TOKEN"] in tokens
+        environment = resolved["sustain"]["environment"]
+        assert resolved["elastalert"]["environment"]["SUSTAIN_TOKEN"] in environment["SUSTAIN_ADMIN_TOKENS"].split(",")
+        assert resolved["units"]["environment"]["SUSTAIN_TOKEN"] in environment["SUSTAIN_WRITE_TOKENS"].split(",")
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,7 @@ def test_drifted_features_are_flagged_and_no_others(engine) -> None:
     assert {f for f, d in second.items() if d.status == "alert"} == {"x2", "x5", "plan", "p", None}
     assert second[None].value == pytest.approx(4 / 11)  # 10 features + 1 output evaluated
     x2 = second["x2"]
-    assert x2.method == "psi (calibrated)" and x2.n == 5000 and x2.p_value is not None and x2.p_value < 1e-6
+    assert x2.method == "wasserstein (calibrated)" and x2.n == 5000 and x2.p_value is not None and x2.p_value < 1e-6
     assert x2.value is not None and x2.threshold is not None and x2.value > x2.threshold
     assert x2.details["reference_version"] == "1"
     assert first["x2"].status == "ok" and first["x2"].p_value is not None and first["x2"].p_value > 1e-3
@@ -93,7 +93,7 @@ def test_small_windows_use_exact_tests(engine) -> None:
     load(eng.store, spec, model, 400, T0, timedelta(hours=1), {"x1": 1.0})
     eng.step()
     docs = {d.feature: d for d in eng.documents.query(IndicatorQuery("m", indicator="drift"))}
-    assert docs["x1"].method == "psi+ks" and docs["x1"].status == "alert"
+    assert docs["x1"].method == "wasserstein+ks" and docs["x1"].status == "alert"
     assert docs["plan"].method == "js+chi2"
     assert docs["flag"].method in ("tv+z", "tv+fisher")
     assert docs["x3"].status == "ok"

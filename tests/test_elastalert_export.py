@@ -78,7 +78,7 @@ models:
         when: {indicator: missing, feature: all, status: alert}
         actions: [team-slack]
     actions:
-      team-slack: {type: slack, url: "${SLACK_WEBHOOK_URL}"}
+      team-slack: {type: slack, url: "${SUSTAIN_SECRET_SLACK_URL}"}
       retrain: {type: retrain, url: "http://trainer:8080/retrain"}
       on-call: {type: webhook, url: "https://pager.example/hook"}
   - name: price

@@ -47,7 +47,7 @@ def test_the_profile_gives_the_same_report_as_the_reference(files, current) -> N
     assert direct.returncode == profiled.returncode == 1, (direct.stderr, profiled.stderr)
     assert json.loads(profiled.stdout) == json.loads(direct.stdout)
     methods = {r["column"]: r["method"] for r in json.loads(profiled.stdout)}
-    assert methods["age"] == ("psi (calibrated)" if current == "big" else "psi+ks")
+    assert methods["age"] == ("wasserstein (calibrated)" if current == "big" else "wasserstein+ks")
 
 
 def test_the_profile_keeps_counts_not_data(files) -> None:

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,11 @@ def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
         ctx = client.app.state.sustain  # type: ignore[attr-defined]
         reference = put_parquet_reference(client, "shop", "1", pa.table(model.reference(2000)))
         assert reference.status_code == 200, reference.text
-        posted = client.post("/v1/models/shop/events", json=model.events(600, {"amount": 2.0}))
+        events = model.events(600, {"amount": 2.0})
+        past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()  # a window already final: rules judge it
+        for event in events:
+            event["timestamp"] = past
+        posted = client.post("/v1/models/shop/events", json=events)
         assert posted.status_code == 200, posted.text
         ctx.engine.step()
         response = client.get("/metrics")

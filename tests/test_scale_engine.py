@@ -120,7 +120,10 @@ def test_final_windows_first_and_open_windows_on_their_interval(fleet: Callable[
     partial = f.engine.run_indicators(open_windows=True)
     assert windows_of(partial) == {("m", T0, True)}
     f.log("m", 100, T0 + timedelta(seconds=30), timedelta(seconds=30))
-    f.clock.now = T0 + MINUTE + timedelta(seconds=4)
+    f.clock.now = T0 + MINUTE + timedelta(seconds=4)  # closed, but within the model's late arrival (5 s)
+    f.engine.run_transforms()
+    assert f.engine.run_indicators(open_windows=False) == [] and f.engine.lags() == {"m": 0.0}
+    f.clock.now = T0 + MINUTE + timedelta(seconds=9)
     f.engine.run_transforms()
     assert f.engine.lags() == {"m": pytest.approx(4.0)}  # final since 4 s, not computed yet
     final = f.engine.run_indicators(open_windows=False)
@@ -170,7 +173,7 @@ def test_phases_models_and_lags_at_metrics_and_on_the_dashboard(fleet: Callable[
     f.clock.now = T0 + 2 * MINUTE
     f.engine.step()
     f.log("m2", 50, T0 + MINUTE)
-    f.clock.now = T0 + 3 * MINUTE
+    f.clock.now = T0 + 3 * MINUTE + timedelta(seconds=5)  # m2's window has been final (end + 5 s late arrival) 60 s
     f.engine.run_transforms()  # m2's new window is final and waits
     registry = CollectorRegistry()
     registry.register(EngineCollector(f.engine))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -201,16 +200,3 @@ def test_power_against_a_0_2_sd_mean_shift(statistic: Callable[..., float]) -> N
         value, cal = calibrate(ref, cur, statistic, alpha=ALPHA, draws=DRAWS, seed=t)
         hits += value > cal.threshold
     assert hits / trials >= 0.95
-
-
-def test_null_distribution_speed_1000_draws_100_bins() -> None:
-    """Target: < 20 ms for 1,000 draws over 100 bins (about 16 ms measured on a 2-vCPU container, almost
-    all of it multinomial sampling); asserted with headroom so a busy CI machine does not flake."""
-    ref = np.random.default_rng(12345).multinomial(100_000, np.full(100, 0.01))
-    for statistic in (psi, js_distance):
-        best = math.inf
-        for _ in range(7):
-            start = time.perf_counter()
-            null_distribution(ref, 5000, statistic, draws=1000)
-            best = min(best, time.perf_counter() - start)
-        assert best < 0.030, f"{statistic.__name__}: {best * 1000:.1f} ms"

@@ -1,8 +1,9 @@
-"""Evaluate alert conditions on indicator documents.
+"""Evaluate alert conditions on indicator documents of final windows.
 
-A condition is judged at an *offset*: 0 is the newest window, 1 the one before,
-and so on. A rule fires when its condition holds at offset 0 (each leaf looking
-back over its own ``for`` windows); it resolves when, at each of the last
+A condition is judged at an *offset*: 0 is the window being judged (the newest
+final window as of the :class:`Series`' ``until``), 1 the one before, and so
+on. A rule fires when its condition holds at offset 0 (each leaf looking back
+over its own ``for`` windows); it resolves when, at each of the last
 ``resolve_after`` offsets, the condition is cleared — and a leaf with ``clear``
 only clears once the value crosses back over that second threshold
 (hysteresis), not merely below the firing one.
@@ -45,12 +46,15 @@ def _evidence(doc: IndicatorDoc, threshold: float | None = None) -> dict[str, An
 
 
 class Series:
-    """Indicator documents of one model, fetched once per evaluation round and grouped by window."""
+    """Final indicator documents of one model, grouped by window, as of ``until``: the windows that ended by
+    then (the end of the window a rule is judging, or now), newest first. Documents of windows that are not
+    final yet (``partial``) are never read: their values are still moving."""
 
-    def __init__(self, documents: IndicatorStore, model: str, now: datetime) -> None:
+    def __init__(self, documents: IndicatorStore, model: str, now: datetime, until: datetime | None = None) -> None:
         self.documents = documents
         self.model = model
         self.now = now
+        self.until = until or now
         self._cache: dict[tuple[str, str, str | None], list[tuple[datetime, list[IndicatorDoc]]]] = {}
 
     def windows(self, indicator: str, window: str, version: str | None, count: int) -> list[list[IndicatorDoc]]:
@@ -58,15 +62,23 @@ class Series:
         key = (indicator, window, version)
         if key not in self._cache:
             seconds = parse_duration(window)
-            since = self.now - timedelta(seconds=seconds * (count + 2))
+            since = self.until - timedelta(seconds=seconds * (count + 2))
             docs = self.documents.query(
                 IndicatorQuery(
-                    self.model, since=since, indicator=indicator, window=window, version=version, limit=100_000
+                    self.model,
+                    since=since,
+                    until=self.until,
+                    indicator=indicator,
+                    window=window,
+                    version=version,
+                    limit=100_000,
+                    final=True,
                 )
             )
             grouped: dict[datetime, list[IndicatorDoc]] = defaultdict(list)
             for d in docs:
-                grouped[d.window_start].append(d)
+                if d.window_end <= self.until:
+                    grouped[d.window_start].append(d)
             self._cache[key] = sorted(grouped.items(), key=lambda kv: kv[0], reverse=True)
         return [docs for _, docs in self._cache[key][:count]]
 
@@ -145,11 +157,11 @@ def _spike(leaf: Spike, series: Series, window: str, version: str | None, offset
 def _flatline(leaf: Flatline, series: Series, window: str, offset: int) -> Verdict:
     seconds = parse_duration(window)
     period = parse_duration(leaf.for_)
-    end = series.now - timedelta(seconds=seconds * offset)
+    end = series.until - timedelta(seconds=seconds * offset)
     start = end - timedelta(seconds=period)
     count = int(period / seconds) + offset + 2
     total = 0.0
-    for docs in series.windows("traffic", window, None, count):
+    for docs in _any_windows(series, window, count):
         for d in docs:
             if d.feature is None and d.metric is None and start <= d.window_start < end and d.value is not None:
                 total += d.value
@@ -168,6 +180,24 @@ def _flatline(leaf: Flatline, series: Series, window: str, offset: int) -> Verdi
         }
     ]
     return Verdict(holds, evidence if holds else [])
+
+
+def _any_windows(series: Series, window: str, count: int) -> list[list[IndicatorDoc]]:
+    """Traffic windows before ``series.until``, final or not: a flatline counts events, and a window's count
+    only grows, so an open window can only make traffic look less silent, never raise a false alarm."""
+    docs = series.documents.query(
+        IndicatorQuery(
+            series.model,
+            since=series.until - timedelta(seconds=parse_duration(window) * (count + 2)),
+            indicator="traffic",
+            window=window,
+            limit=100_000,
+        )
+    )
+    grouped: dict[datetime, list[IndicatorDoc]] = defaultdict(list)
+    for d in docs:
+        grouped[d.window_start].append(d)
+    return [grouped[k] for k in sorted(grouped, reverse=True)]
 
 
 def evaluate(
@@ -196,16 +226,3 @@ def evaluate(
         return _flatline(condition.flatline, series, window, offset)
     verdict = _threshold(condition, series, window, version, offset, mode)
     return Verdict(verdict.holds, verdict.evidence[:MAX_EVIDENCE])
-
-
-def versions_seen(series: Series, condition: Condition, window: str) -> set[str]:
-    """Versions with documents for the condition's indicators in the recent windows."""
-    from sustain.spec.alerts import conditions as leaves
-
-    found: set[str] = set()
-    for leaf in leaves(condition):
-        if isinstance(leaf, Flatline):
-            continue
-        for docs in series.windows(leaf.indicator, getattr(leaf, "window", None) or window, None, 3):
-            found.update(d.version for d in docs)
-    return found

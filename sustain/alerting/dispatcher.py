@@ -20,6 +20,7 @@ from sustain.alerting.actions import ActionFailed, AlertEvent, build_action
 from sustain.alerting.documents import Alert, AlertStore, Attempt
 from sustain.errors import RegistryError
 from sustain.spec import ModelSpec
+from sustain.spec.secrets import EnvPolicy
 
 log = logging.getLogger("sustain.alerts")
 
@@ -32,8 +33,10 @@ class Dispatcher:
         workers: int = 4,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        env_policy: EnvPolicy | None = None,
     ) -> None:
         self.alerts = alerts
+        self.env_policy = env_policy or EnvPolicy()
         self.sleep = sleep
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sustain-action")
@@ -54,6 +57,7 @@ class Dispatcher:
             except RegistryError as exc:
                 self._record(alert, name, action_spec.type, kind, False, exc.message)
                 continue
+            action.env_policy = self.env_policy
             if action.once_per_alert:
                 if kind != "firing":
                     continue
@@ -82,15 +86,16 @@ class Dispatcher:
             started = time.perf_counter()
             ok, retry = False, False
             try:
-                detail = action.run(event)
+                detail = action.redact(action.run(event))
                 ok = True
             except ActionFailed as exc:
-                detail, retry = exc.message, exc.retry
+                detail, retry = action.redact(exc.message), exc.retry
                 if not retry or attempt == attempts:
-                    log.warning("action %s for alert %s failed for good: %s", action.name, event.alert.id, exc.message)
+                    log.warning("action %s for alert %s failed for good: %s", action.name, event.alert.id, detail)
             except Exception as exc:  # a broken action plugin: record it, never crash the worker
-                detail = f"{type(exc).__name__}: {exc}"
-                log.exception("action %s crashed", action.name)
+                # No traceback in the log: its messages may hold the secrets the action was given.
+                detail = action.redact(f"{type(exc).__name__}: {exc}")
+                log.error("action %s crashed: %s", action.name, detail)
             elapsed = time.perf_counter() - started
             self._record(event.alert, action.name, action.type, event.kind, ok, detail, attempt, elapsed)
             if ok or not retry or attempt == attempts:

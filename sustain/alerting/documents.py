@@ -55,6 +55,10 @@ class Alert:
     summary: str = ""
     evidence: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
+    # The window whose judgement fired the alert (None for rules on time, like flatline).
+    window: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
     @classmethod
     def new(cls, key: str, rule: str, model: str, version: str, severity: str, now: datetime) -> Alert:
@@ -65,10 +69,49 @@ class Alert:
 
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
-        for name in ("started_at", "updated_at", "resolved_at", "last_notified_at"):
+        for name in ALERT_TIMES:
             body[name] = _iso(getattr(self, name))
         body["attempts"] = [a.to_json() for a in self.attempts]
         return body
+
+
+ALERT_TIMES = ("started_at", "updated_at", "resolved_at", "last_notified_at", "window_start", "window_end")
+
+
+@dataclass
+class RuleState:
+    """What one rule of one model has judged, kept across restarts.
+
+    ``cursor`` is the newest ``computed_at`` of the indicator documents the rule has read: each evaluation reads
+    only documents of final windows written since. ``judged`` maps each judged window (``version|window|start``)
+    to a fingerprint of the documents it was judged on: a window is judged once, and again only if its
+    documents change (late labels, late events), never because it was recomputed unchanged."""
+
+    model: str
+    rule: str
+    cursor: datetime | None = None
+    judged: dict[str, str] = field(default_factory=dict)
+
+    KEEP = 1000  # judged windows remembered per rule (the engine recomputes the 48 newest at a restart)
+
+    def remember(self, key: str, fingerprint: str) -> None:
+        self.judged.pop(key, None)
+        self.judged[key] = fingerprint
+        while len(self.judged) > self.KEEP:
+            del self.judged[next(iter(self.judged))]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "rule": self.rule, "cursor": _iso(self.cursor), "judged": self.judged}
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> RuleState:
+        cursor = body.get("cursor")
+        return cls(
+            body["model"],
+            body["rule"],
+            datetime.fromisoformat(cursor.replace("Z", "+00:00")) if cursor else None,
+            dict(body.get("judged") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +158,11 @@ class AlertStore(Protocol):
         """Silences still in force at ``now`` (every silence when None)."""
 
     def delete_silence(self, silence_id: str) -> bool: ...
+
+    def rule_state(self, model: str, rule: str) -> RuleState:
+        """What the rule has judged so far (empty for a new rule)."""
+
+    def put_rule_state(self, state: RuleState) -> None: ...
 
 
 def new_silence(

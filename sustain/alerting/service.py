@@ -9,10 +9,11 @@ from typing import Any
 from sustain.alerting.conditions import Series, evaluate
 from sustain.alerting.dispatcher import Dispatcher
 from sustain.alerting.documents import Alert, AlertStore
-from sustain.alerting.evaluator import AlertEvaluator, dedup_key
-from sustain.durations import parse_duration
+from sustain.alerting.evaluator import AlertEvaluator, dedup_key, rule_window
+from sustain.errors import Conflict, NotFound, ValidationError
 from sustain.indicators.documents import IndicatorDoc, IndicatorStore
 from sustain.spec import ModelSpec
+from sustain.spec.secrets import EnvPolicy
 from sustain.store.base import Store
 
 
@@ -25,11 +26,14 @@ class Alerting:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] | None = None,
+        env_policy: EnvPolicy | None = None,
     ) -> None:
         self.alerts = alerts
         self.clock = clock
         self.dispatcher = (
-            Dispatcher(alerts, clock=clock) if sleep is None else Dispatcher(alerts, clock=clock, sleep=sleep)
+            Dispatcher(alerts, clock=clock, env_policy=env_policy)
+            if sleep is None
+            else Dispatcher(alerts, clock=clock, sleep=sleep, env_policy=env_policy)
         )
         self.evaluator = AlertEvaluator(store, documents, alerts, self.dispatcher, clock)
         self.documents = documents
@@ -38,29 +42,40 @@ class Alerting:
         """The engine's listener: evaluate every rule after each indicator run."""
         self.evaluator.evaluate()
 
-    def hook(self, spec: ModelSpec, action: str, rule_name: str | None, payload: dict[str, Any]) -> Alert | None:
-        """An external alerter asks for ``action``. A named rule of the spec is confirmed here first (ElastAlert2
-        cannot express every combination); then the action runs on the rule's alert, once per firing."""
+    def hook(self, spec: ModelSpec, action: str, rule_name: str | None, payload: dict[str, Any]) -> Alert:
+        """An external alerter asks for ``action`` of the spec's rule ``rule_name``. The rule's whole condition
+        is confirmed here first (ElastAlert2 cannot express every combination); then the action runs on the
+        rule's alert, once per firing. An unknown rule is NotFound; an action the rule does not run, or a
+        condition that does not hold now, is a Conflict: nothing runs."""
+        if not rule_name:
+            raise ValidationError("name the alert rule: ?rule=NAME or a 'rule' field in the body", field="rule")
+        rule = next((r for r in spec.alerts if r.name == rule_name), None)
+        if rule is None:
+            known = ", ".join(sorted(r.name for r in spec.alerts)) or "none"
+            raise NotFound(f"model {spec.name!r} has no alert rule {rule_name!r} (known: {known})", field="rule")
+        if action not in rule.actions:
+            raise Conflict(
+                f"rule {rule.name!r} of model {spec.name!r} does not run action {action!r} "
+                f"(it runs: {', '.join(rule.actions) or 'none'})",
+                field="action",
+            )
         now = self.clock()
         version = str(payload.get("version") or "*")
-        rule = next((r for r in spec.alerts if r.name == rule_name), None)
-        if rule is not None:
-            window = rule.window or min(spec.windows, key=parse_duration)
-            scope = None if version == "*" else version
-            verdict = evaluate(rule.when, Series(self.documents, spec.name, now), window, scope, 0, "fire")
-            if not verdict.holds:
-                return None
-            key = dedup_key(spec.name, version, rule)
-            severity: str = rule.severity
-            evidence = verdict.evidence
-        else:
-            key = f"{spec.name}|{version}|hook:{rule_name or action}"
-            severity, evidence = str(payload.get("severity", "warning")), [payload]
+        window = rule_window(spec, rule)  # confirmed on the newest final window, as the rule judges
+        scope = None if version == "*" else version
+        verdict = evaluate(rule.when, Series(self.documents, spec.name, now), window, scope, 0, "fire")
+        if not verdict.holds:
+            raise Conflict(
+                f"rule {rule.name!r} of model {spec.name!r} does not hold now: sustain confirms the whole condition "
+                "before it runs an action",
+                field="rule",
+            )
+        key = dedup_key(spec.name, version, rule)
         alert = self.alerts.active(key)
         if alert is None:
-            alert = Alert.new(key, rule_name or f"hook:{action}", spec.name, version, severity, now)
+            alert = Alert.new(key, rule.name, spec.name, version, rule.severity, now)
         alert.updated_at = now
-        alert.evidence = evidence[:20]
+        alert.evidence = verdict.evidence[:20]
         alert.summary = f"requested by an external alerter for action {action}"
         self.alerts.save(alert)
         self.dispatcher.dispatch(spec, alert, "firing", [action])

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from sustain.alerting.documents import alerts_json, new_silence
 from sustain.alerting.service import Alerting
 from sustain.api.bodies import read_body
-from sustain.api.collector import Ctx, Read, Write
+from sustain.api.collector import Admin, Ctx, Read
 from sustain.api.context import AppContext
 from sustain.api.responses import JSON, json_response
 from sustain.durations import parse_duration
@@ -64,7 +64,7 @@ class SilenceIn(BaseModel):
         return self
 
 
-@router.post("/v1/silences", dependencies=[Write], tags=["alerts"], status_code=201, summary="Silence alerts")
+@router.post("/v1/silences", dependencies=[Admin], tags=["alerts"], status_code=201, summary="Silence alerts")
 async def create_silence(body: SilenceIn, ctx: Ctx) -> JSON:
     now = datetime.now(UTC)
     if body.model != "*":
@@ -96,7 +96,7 @@ async def list_silences(ctx: Ctx, all: bool = False) -> JSON:
     return json_response(200, {"silences": [s.to_json() for s in silences]})
 
 
-@router.delete("/v1/silences/{silence_id}", dependencies=[Write], tags=["alerts"], summary="End a silence now")
+@router.delete("/v1/silences/{silence_id}", dependencies=[Admin], tags=["alerts"], summary="End a silence now")
 async def delete_silence(silence_id: str, ctx: Ctx) -> JSON:
     if not _alerting(ctx).alerts.delete_silence(silence_id):
         raise NotFound(f"no silence {silence_id!r}", field="silence_id")
@@ -105,10 +105,11 @@ async def delete_silence(silence_id: str, ctx: Ctx) -> JSON:
 
 @router.post(
     "/v1/hooks/{action}",
-    dependencies=[Write],
+    dependencies=[Admin],
     tags=["alerts"],
     status_code=202,
-    summary="Run a model's action on behalf of an external alerter (ElastAlert2 post2)",
+    summary="Run the action of a model's alert rule for an external alerter (ElastAlert2 post2), once the rule's "
+    "whole condition is confirmed; 404 unknown rule, 409 the rule does not hold now or does not run the action",
 )
 async def hook(action: str, request: Request, ctx: Ctx, model: str | None = None, rule: str | None = None) -> JSON:
     body = await read_body(request, ctx.settings.max_body_bytes, ctx.budget)
@@ -126,7 +127,6 @@ async def hook(action: str, request: Request, ctx: Ctx, model: str | None = None
         known = ", ".join(sorted(spec.actions)) or "none"
         raise NotFound(f"model {spec.name!r} has no action {action!r} (known: {known})", field="action")
     alerting = _alerting(ctx)
-    alert = await asyncio.to_thread(alerting.hook, spec, action, rule or payload.get("rule"), payload)
-    if alert is None:
-        return json_response(200, {"dispatched": False, "reason": "the rule's full condition does not hold now"})
+    rule = rule or payload.get("rule")
+    alert = await asyncio.to_thread(alerting.hook, spec, action, None if rule is None else str(rule), payload)
     return json_response(202, {"dispatched": True, "alert_id": alert.id, "action": action})

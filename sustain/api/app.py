@@ -19,9 +19,12 @@ from sustain.api.alerts import router as alerts_router
 from sustain.api.collector import router as collector_router
 from sustain.api.context import AppContext
 from sustain.api.dashboard import router as dashboard_router
+from sustain.api.guard import Admission, RequestGuard
 from sustain.api.indicators import router as indicators_router
 from sustain.api.inference import router as inference_router
 from sustain.api.pages import router as pages_router
+from sustain.api.releases import build_releases, start_releases, stop_releases
+from sustain.api.releases import router as releases_router
 from sustain.api.responses import JSON, json_response
 from sustain.backends import open_backend
 from sustain.backends.base import Backend
@@ -31,7 +34,9 @@ from sustain.collector.service import Collector
 from sustain.dashboards.prometheus import indicator_registry
 from sustain.errors import Overloaded, SustainError, Unauthorized
 from sustain.settings import Settings
+from sustain.spec import ModelSpec, MonitorConfig
 from sustain.spec.loader import load_config
+from sustain.spec.secrets import EnvPolicy
 from sustain.store.base import Store
 from sustain.store.writer import Writer
 
@@ -43,25 +48,30 @@ Startup = Callable[[AppContext], Any]
 
 def apply_config(store: Store, path: str) -> list[str]:
     """Register every model of a spec file; unchanged specs are left alone. Returns the names applied."""
-    config = load_config(path)
-    applied = []
+    return [spec.name for spec in _apply(store, load_config(path))]
+
+
+def _apply(store: Store, config: MonitorConfig) -> list[ModelSpec]:
     for spec in config.models:
         check_actions(spec)
         if store.get_spec(spec.name) != spec:
             store.put_spec(spec)
-        applied.append(spec.name)
-    return applied
+    return list(config.models)
 
 
 def build_context(settings: Settings, backend: Backend | None = None) -> AppContext:
     backend = backend or open_backend(settings.store)
     store = backend.store
+    env_policy = EnvPolicy()
     if settings.config:
-        apply_config(store, settings.config)
+        config = load_config(settings.config)
+        _apply(store, config)
+        env_policy = config.env_policy
     metrics_ref: dict[str, ServiceMetrics] = {}
     writer = Writer(
         store,
         max_pending_events=settings.max_pending_events,
+        max_queue_seconds=settings.max_queue_seconds,
         on_commit=lambda n, s: metrics_ref["m"].observe_commit(n, s),
     )
     budget = InflightBudget(settings.max_inflight_bytes)
@@ -76,16 +86,24 @@ def build_context(settings: Settings, backend: Backend | None = None) -> AppCont
         metrics=metrics,
         budget=budget,
         started_at=time.time(),
+        env_policy=env_policy,
     )
     if settings.engine:
         engine = backend.engine(
-            transform_interval=settings.transform_interval, indicator_interval=settings.indicator_interval
+            transform_interval=settings.transform_interval,
+            indicator_interval=settings.indicator_interval,
+            retention_interval=settings.retention_interval,
         )
-        alerting = Alerting(store, engine.documents, backend.alert_store(settings))
+        alerting = Alerting(store, engine.documents, backend.alert_store(settings), env_policy=env_policy)
         engine.listeners.append(alerting.on_indicators)
         collector.on_reference = engine.on_reference
         ctx.engine, ctx.alerting = engine, alerting
         ctx.metrics_registries.append(indicator_registry(engine, alerting))
+    ctx.releases = build_releases(ctx)
+    if ctx.releases is not None:
+        from sustain.deploy_pipeline.release.metrics import release_registry
+
+        ctx.metrics_registries.append(release_registry(ctx.releases))
     if settings.redis:
         from sustain.inference.metrics import queue_registry
         from sustain.inference.queues import QueueReader
@@ -121,6 +139,7 @@ def create_app(
 ) -> FastAPI:
     """The sustain service. ``context`` may be built beforehand (the CLI does, to report errors early)."""
     settings = settings or Settings.from_env()
+    settings.check_bind()  # the same guard as `sustain serve`, for apps made by uvicorn --factory and the like
     ctx = context or build_context(settings)
     hooks = list(startup or [])
 
@@ -131,6 +150,7 @@ def create_app(
         if engine is not None:
             engine.start()
         tasks = [asyncio.create_task(_sweep_cloudevents(ctx.collector))]
+        await start_releases(ctx)
         stoppers = []
         for hook in hooks:
             stop = hook(ctx)
@@ -144,6 +164,7 @@ def create_app(
             for stop in reversed(stoppers):
                 with contextlib.suppress(Exception):
                     stop()
+            await stop_releases(ctx)
             if engine is not None:
                 engine.stop()
             if ctx.alerting is not None:
@@ -160,6 +181,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.sustain = ctx
+    admission = Admission(settings.max_write_requests, settings.admission_seconds)
+    app.state.admission = admission
+    app.add_middleware(RequestGuard, settings=settings, metrics=ctx.metrics, admission=admission)
 
     @app.exception_handler(SustainError)
     async def sustain_error(request: Request, exc: SustainError) -> JSON:
@@ -206,10 +230,13 @@ def create_app(
 
     app.include_router(collector_router)
     app.include_router(indicators_router)
+    app.include_router(releases_router)  # before alerts: /v1/hooks/mlflow, not the action hook /v1/hooks/{action}
     app.include_router(alerts_router)
     app.include_router(dashboard_router)
     app.include_router(inference_router)
     app.include_router(pages_router)
+    if ctx.releases is not None and ctx.releases.gateway is not None:
+        app.mount("/serving", ctx.releases.gateway.app)  # POST /serving/{model}/invocations
     return app
 
 

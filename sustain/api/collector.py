@@ -14,14 +14,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sustain.alerting.actions import check_actions
 from sustain.api.auth import check_token
-from sustain.api.bodies import read_body
+from sustain.api.bodies import deadline_of, read_body
 from sustain.api.context import AppContext, context
 from sustain.api.responses import JSON, json_response
 from sustain.api.schemas import BulkReply, EventIn, LabelIn, array_body
 from sustain.collector.bodies import Decoded, decode_items
-from sustain.errors import ValidationError
+from sustain.errors import Forbidden, SpecError, ValidationError
 from sustain.settings import Scope
+from sustain.spec import ModelSpec
 from sustain.spec.loader import parse_model_spec
+from sustain.spec.models import check_env_references
+from sustain.spec.secrets import EnvPolicy, redact_spec_json, restore_redacted, runs_commands
 from sustain.store.base import EventQuery
 
 
@@ -50,7 +53,7 @@ router = APIRouter()
 )
 async def post_events(model: str, request: Request, ctx: Ctx) -> JSON:
     decoded = await _items(request, ctx)
-    return json_response(*await ctx.collector.ingest_events(model, decoded))
+    return json_response(*await ctx.collector.ingest_events(model, decoded, deadline_of(request)))
 
 
 async def _items(request: Request, ctx: AppContext) -> Decoded:
@@ -84,7 +87,7 @@ async def get_events(
 )
 async def post_labels(model: str, request: Request, ctx: Ctx) -> JSON:
     decoded = await _items(request, ctx)
-    return json_response(*await ctx.collector.ingest_labels(model, decoded))
+    return json_response(*await ctx.collector.ingest_labels(model, decoded, deadline_of(request)))
 
 
 @router.put(
@@ -116,7 +119,9 @@ async def put_reference(model: str, request: Request, ctx: Ctx, version: Annotat
     filename = None
     if content_type and content_type.startswith("multipart/form-data"):
         body, content_type, filename = await _multipart_file(request, body)
-    info, parsed = await ctx.collector.put_reference(model, version, body, content_type, filename)
+    info, parsed = await ctx.collector.put_reference(
+        model, version, body, content_type, filename, max_rows=ctx.settings.max_reference_rows
+    )
     return json_response(
         200,
         {
@@ -205,12 +210,22 @@ async def list_models(ctx: Ctx) -> JSON:
     return json_response(200, {"models": models})
 
 
-@router.get("/v1/models/{model}", dependencies=[Read], tags=["specs"], summary="One model's spec")
+@router.get("/v1/models/{model}", dependencies=[Read], tags=["specs"], summary="One model's spec (secrets as ***)")
 async def get_model(model: str, ctx: Ctx) -> JSON:
-    return json_response(200, ctx.collector.spec(model).model_dump(mode="json"))
+    return json_response(200, shown_spec(ctx.collector.spec(model)))
 
 
-@router.put("/v1/models/{model}", dependencies=[Write], tags=["specs"], summary="Create or replace a model's spec")
+def shown_spec(spec: ModelSpec) -> dict[str, Any]:
+    """A spec as the API answers it: action secrets replaced by ``***``."""
+    return redact_spec_json(spec.model_dump(mode="json"))
+
+
+@router.put(
+    "/v1/models/{model}",
+    dependencies=[Admin],
+    tags=["specs"],
+    summary="Create or replace a model's spec (admin); actions that run programs only come from the config file",
+)
 async def put_model(model: str, request: Request, ctx: Ctx) -> JSON:
     body = await read_body(request, ctx.settings.max_body_bytes, ctx.budget)
     try:
@@ -222,10 +237,33 @@ async def put_model(model: str, request: Request, ctx: Ctx) -> JSON:
     data.setdefault("name", model)
     if data["name"] != model:
         raise ValidationError(f"the spec names model {data['name']!r} but the URL says {model!r}", field="name")
+    stored = ctx.store.get_spec(model)
+    if stored is not None:
+        data = restore_redacted(data, stored.model_dump(mode="json"))
     spec = parse_model_spec(data)
+    check_http_spec(spec, stored, ctx.env_policy)
     check_actions(spec)
     created = await ctx.collector.put_spec(spec)
-    return json_response(201 if created else 200, spec.model_dump(mode="json"))
+    return json_response(201 if created else 200, shown_spec(spec))
+
+
+def check_http_spec(spec: ModelSpec, stored: ModelSpec | None, policy: EnvPolicy) -> None:
+    """What a spec sent over HTTP may not do: define an action that runs a program on the server (only the
+    config file may; one it defined may be sent back unchanged), or read an environment variable off the list."""
+    for name, action in spec.actions.items():
+        if not runs_commands(action.type, action.options):
+            continue
+        if stored is not None and stored.actions.get(name) == action:
+            continue
+        raise Forbidden(
+            f"action {name!r} runs a program on the server ({action.type}); such actions can only be defined in "
+            "the config file (sustain serve --config), not over HTTP",
+            field=f"actions.{name}",
+        )
+    try:
+        check_env_references(spec, policy)
+    except ValueError as exc:
+        raise SpecError(str(exc), field="actions") from None
 
 
 # -- health --------------------------------------------------------------------------------------
@@ -234,7 +272,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["health"], summary="The store and writer accept work")
+@router.get(
+    "/readyz",
+    tags=["health"],
+    summary="The store and writer accept work; models whose transforms, indicators or reference failed are listed",
+)
 async def readyz(ctx: Ctx) -> JSON:
     problems = []
     if not ctx.writer.alive:
@@ -245,7 +287,11 @@ async def readyz(ctx: Ctx) -> JSON:
         problems.append(f"store: {exc}")
     if problems:
         return json_response(503, {"status": "unavailable", "problems": problems})
-    return json_response(200, {"status": "ready", "queue_events": ctx.writer.pending_events})
+    # One model's failure (a bad reference, a broken plugin) does not make the service unready: it keeps
+    # collecting for every model. It is listed here, per model and stage, until that stage runs again.
+    failing = ctx.engine.model_failures() if ctx.engine is not None else {}
+    body = {"status": "ready", "queue_events": ctx.writer.pending_events, "failing_models": failing}
+    return json_response(200, body)
 
 
 @router.get("/metrics", dependencies=[Read], tags=["health"], summary="Prometheus metrics")

@@ -13,6 +13,7 @@ from sustain.collector.metrics import ServiceMetrics
 from sustain.collector.service import Collector
 from sustain.errors import StoreError
 from sustain.settings import Settings
+from sustain.spec.secrets import EnvPolicy
 from sustain.store.base import Store
 from sustain.store.writer import Writer
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from sustain.alerting.service import Alerting
+    from sustain.deploy_pipeline.release import ReleaseService
     from sustain.engine import Engine
     from sustain.inference.queues import QueueReader
 
@@ -37,6 +39,8 @@ class AppContext:
     alerting: Alerting | None = None
     inference: QueueReader | None = None  # the inference units' queues, when started with --redis
     metrics_registries: list[CollectorRegistry] = field(default_factory=list)  # exposed at /metrics beside ours
+    releases: ReleaseService | None = None  # the release pipeline, when a registry is configured
+    env_policy: EnvPolicy = field(default_factory=EnvPolicy)  # what ${NAME} action options may read
 
     @property
     def store(self) -> Store:

@@ -42,7 +42,8 @@ async def get_overview(
     ctx: Ctx, since: datetime | None = None, until: datetime | None = None, span: Span = None
 ) -> JSON:
     sources, specs = _sources(ctx), ctx.collector.specs()
-    body = await asyncio.to_thread(overview, sources, specs, TimeRange.parse(since, until, span))
+    failures = ctx.engine.model_failures() if ctx.engine is not None else {}
+    body = await asyncio.to_thread(overview, sources, specs, TimeRange.parse(since, until, span), failures)
     body["inference"] = ctx.inference is not None  # the page then shows the inference units' queues
     body["engine"] = engine_summary(ctx.require_engine("it has no windows or indicators to show"))
     return json_response(200, body)

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 
-from sustain.cli import aiu, alerts, core, demo, drift, export, graph, indicators, trial  # noqa: F401 - importing registers the subcommands
+from sustain.cli import aiu, alerts, core, demo, drift, export, graph, indicators, releases, trial  # noqa: F401 - importing registers the subcommands
 from sustain.cli.app import app, err
 from sustain.errors import SustainError
 

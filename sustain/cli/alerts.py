@@ -7,26 +7,9 @@ from typing import Any
 
 import click
 
-from sustain.cli.app import app, fail, json_option, out, store_option, token_option, url_option
+from sustain.cli.app import app, call_service, fail, json_option, out, store_option, token_option, url_option
 
 STYLE = {"firing": "bold red", "resolved": "green"}
-
-
-def _call(method: str, url: str, path: str, token: str | None, **kwargs: Any) -> Any:
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.request(method, f"{url.rstrip('/')}{path}", headers=headers, timeout=30, **kwargs)
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the sustain service at {url} ({exc}); is it running? (sustain serve)", 3)
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:300]
-        fail(f"the service answered {response.status_code}: {message}", 2 if response.status_code < 500 else 3)
-    return response.json()
 
 
 def _local(store_uri: str) -> Any:
@@ -63,7 +46,7 @@ def alerts(
             handle.close()
     else:
         params = {k: v for k, v in {"model": model, "status": status, "limit": limit}.items() if v is not None}
-        rows = _call("GET", url, "/v1/alerts", token, params=params)["alerts"]
+        rows = call_service("GET", url, "/v1/alerts", token, params=params)["alerts"]
     if json_out:
         out.print_json(json.dumps(rows))
         return
@@ -114,7 +97,7 @@ def silence(
     except ValueError as exc:
         fail(f"--for: {exc}", 2)
     body = {"model": model, "rule": rule, "version": version, "duration": duration, "reason": reason}
-    created = _call("POST", url, "/v1/silences", token, json=body)
+    created = call_service("POST", url, "/v1/silences", token, json=body)
     if json_out:
         out.print_json(json.dumps(created))
         return
@@ -131,7 +114,7 @@ def silence(
 @json_option
 def silences(url: str, token: str | None, every: bool, json_out: bool) -> None:
     """List silences in force."""
-    rows = _call("GET", url, "/v1/silences", token, params={"all": str(every).lower()})["silences"]
+    rows = call_service("GET", url, "/v1/silences", token, params={"all": str(every).lower()})["silences"]
     if json_out:
         out.print_json(json.dumps(rows))
         return
@@ -149,5 +132,5 @@ def silences(url: str, token: str | None, every: bool, json_out: bool) -> None:
 @token_option
 def unsilence(silence_id: str, url: str, token: str | None) -> None:
     """End the silence SILENCE_ID now."""
-    _call("DELETE", url, f"/v1/silences/{silence_id}", token)
+    call_service("DELETE", url, f"/v1/silences/{silence_id}", token)
     out.print(f"silence {silence_id} ended")

@@ -73,3 +73,21 @@ def path_type() -> click.Path:
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise click.exceptions.Exit(code)
+
+
+def call_service(method: str, url: str, path: str, token: str | None, timeout: float = 30.0, **kwargs: Any) -> Any:
+    """One request to the running service: its JSON, or a sentence and an exit code (2 bad input, 3 down)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.request(method, f"{url.rstrip('/')}{path}", headers=headers, timeout=timeout, **kwargs)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the sustain service at {url} ({exc}); is it running? (sustain serve)", 3)
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        fail(f"the service answered {response.status_code}: {message}", 2 if response.status_code < 500 else 3)
+    return response.json()

@@ -33,6 +33,21 @@ from sustain.errors import ConfigError
 @click.option("--demo-traffic", is_flag=True, help="also send demo traffic to every model")
 @click.option("--transform-interval", type=float, default=None, help="seconds between aggregation runs")
 @click.option("--indicator-interval", type=float, default=None, help="seconds between indicator runs")
+@click.option(
+    "--registry",
+    envvar="MLFLOW_TRACKING_URI",
+    default=None,
+    help="MLflow registry whose versions are released (default $MLFLOW_TRACKING_URI); none: no release pipeline",
+)
+@click.option("--release-dir", default=None, help="serving bundles of released versions; default ./data/releases")
+@click.option("--release-poll", type=float, default=None, help="seconds between registry polls (0: webhooks only)")
+@click.option("--public-url", default=None, help="how MLflow's webhook reaches this service; default http://HOST:PORT")
+@click.option(
+    "--target-option",
+    "target_options",
+    multiple=True,
+    help="a deploy target's option, TARGET.KEY=VALUE (kubernetes.namespace=models); repeat for more",
+)
 @click.option("--redis", default=None, help="the inference units' Redis: show their queues (sustain aiu)")
 @click.option("--log-level", default="warning", help="uvicorn log level")
 def serve(
@@ -43,10 +58,17 @@ def serve(
     demo_traffic: bool,
     transform_interval: float | None,
     indicator_interval: float | None,
+    registry: str | None,
+    release_dir: str | None,
+    release_poll: float | None,
+    public_url: str | None,
+    target_options: tuple[str, ...],
     redis: str | None,
     log_level: str,
 ) -> None:
-    """Run the collector, the engine and the dashboard."""
+    """Run the collector, the engine and the dashboard; with a registry, the release pipeline and its gateway.
+
+    The MLflow webhook's secret comes from SUSTAIN_MLFLOW_WEBHOOK_SECRET (never the command line)."""
     import uvicorn
 
     from sustain.api.app import build_context, create_app
@@ -60,9 +82,16 @@ def serve(
         demo_traffic=demo_traffic or None,
         transform_interval=transform_interval,
         indicator_interval=indicator_interval,
+        registry=registry,
+        release_dir=release_dir,
+        release_poll=release_poll,
+        public_url=public_url,
+        target_options=",".join(target_options) or None,
         redis=redis,
     )
     settings.check_bind()
+    if settings.registry:
+        _quick_mlflow_client()
     ctx = build_context(settings)
     application = create_app(settings, context=ctx, startup=_startup_hooks(settings))
     models = ", ".join(s.name for s in ctx.store.list_specs()) or "none yet (PUT /v1/models/NAME)"
@@ -70,7 +99,23 @@ def serve(
     _tune_interpreter()
     out.print(f"sustain {_version()} on {ctx.store.uri}; models: {models}", highlight=False)
     out.print(f"dashboard: {base}/   API docs: {base}/docs   metrics: {base}/metrics", highlight=False)
+    if ctx.releases is not None:
+        serving = f"{base}/serving/MODEL/invocations"
+        out.print(f"releases from {settings.registry}: models served at {serving}", highlight=False)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+
+
+def _quick_mlflow_client() -> None:
+    """MLflow's client retries a dead tracking server for about four minutes by default; the release pipeline
+    would rather fail the release with a sentence and let it be retried (a variable already set is kept)."""
+    import os
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines narrate every model it loads
 
 
 def _tune_interpreter() -> None:

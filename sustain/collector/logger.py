@@ -10,10 +10,27 @@
 never raises. A background thread batches by size and time, sends, retries
 with backoff, and when the collector is unreachable writes batches to a disk
 spool that it replays, in order, once the collector is back. Every event gets
-its id before the first send, so replays store nothing twice.
+its id before the first send, so replays store nothing twice (the collector
+recognises an id for ``retention.dedup``, an hour by default). While the
+collector is away it is probed again every ``max_backoff`` seconds at most.
 
-Memory is bounded by ``max_queue`` events. Only with ``spool=False`` can events
-be lost, and then every loss is counted in ``stats.dropped``.
+What can be lost, exactly:
+
+* ``close()``, leaving a ``with`` block, and a normal interpreter exit (the exit
+  hook calls ``close(exit_timeout)``) lose nothing: whatever is not delivered by
+  then — the queue, and the batch the sender is still waiting on — is written to
+  the spool, and delivered by the next Logger of this model on this machine.
+* A SIGKILL, a crash of the interpreter or a power loss lose what is only in
+  memory: the events ``log()`` queued that no batch has taken to the collector
+  or the spool yet (normally at most ``flush_interval`` seconds or
+  ``batch_size`` events of traffic; up to ``max_queue`` while the collector is
+  slower than the model), and the batch in flight, which the collector may or
+  may not have stored. Spooled batches survive.
+* With ``spool=False``, or a full or unwritable spool, whatever would have gone
+  to the spool is lost; ``log()`` past ``max_queue`` queued events drops the
+  event. Every such loss, event or label, is counted in ``stats.dropped``.
+
+Memory is bounded by ``max_queue`` events.
 """
 
 from __future__ import annotations
@@ -53,7 +70,8 @@ def uuid7() -> str:
 
 @dataclass
 class LoggerStats:
-    """Counts since the logger started; ``dropped`` is non-zero only with the spool off (or full)."""
+    """Counts since the logger started; ``dropped`` counts every event and label lost (spool off, full or
+    failing, or the queue full)."""
 
     enqueued: int = 0
     sent: int = 0
@@ -66,6 +84,16 @@ class LoggerStats:
     labels_sent: int = 0
     last_error: str | None = None
     rejections: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Held:
+    """A batch the sender took from the queue: delivered, spooled or dropped exactly once (``settled``)."""
+
+    kind: str
+    body: bytes
+    count: int
+    settled: bool = False
 
 
 class _Retryable(Exception):
@@ -92,7 +120,8 @@ class Logger:
         max_spool_bytes: int = 1 << 30,
         timeout: float = 10.0,
         retries_before_spool: int = 2,
-        max_backoff: float = 30.0,
+        max_backoff: float = 4.0,
+        exit_timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
@@ -112,6 +141,10 @@ class Logger:
         self._offline_until = 0.0
         self._backoff = 0.0
         self._stats_lock = threading.Lock()
+        # Guards what the sender holds (taking a batch, settling it) against close() spilling it.
+        self._hold_lock = threading.Lock()
+        self._held: _Held | None = None
+        self.exit_timeout = exit_timeout
         headers = {"Content-Type": "application/json", "User-Agent": "sustain-logger"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -125,7 +158,8 @@ class Logger:
         self._thread = threading.Thread(target=self._run, name=f"sustain-logger-{model}", daemon=True)
         self._thread.start()
         ref = weakref.ref(self)
-        self._atexit = lambda: (lambda s: s.close(timeout=5.0) if s is not None else None)(ref())
+        # At exit: up to exit_timeout to deliver, then everything left (the batch in flight too) is spooled.
+        self._atexit = lambda: (lambda s: s.close(timeout=s.exit_timeout) if s is not None else None)(ref())
         atexit.register(self._atexit)
 
     # -- the hot path -------------------------------------------------------------------------
@@ -314,14 +348,21 @@ class Logger:
         return self._spool is not None and len(self._spool) > 0
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Flush, stop the sender, and spool whatever could not be sent (nothing is lost on exit)."""
+        """Flush for up to ``timeout`` seconds, stop the sender, and spool whatever is not delivered by then,
+        the batch the sender may still be waiting on included: nothing logged is lost (it is counted in
+        ``stats.dropped`` when the spool is off or full)."""
         if self._closing:
             return
         if timeout:
             self.flush(timeout)
-        self._closing = True
+        with self._hold_lock:
+            self._closing = True  # from here on the sender takes nothing more from the queues
         self._wake.set()
-        self._thread.join(timeout=max(timeout or 0, 1.0))
+        self._thread.join(timeout=min(max(timeout or 0, 0.1), 1.0))
+        with self._hold_lock:
+            held = self._held
+            if held is not None and not held.settled:
+                self._spool_held(held)  # still in flight: if it was stored after all, the replay is a duplicate
         self._spill_all()
         self._client.close()
         atexit.unregister(self._atexit)
@@ -343,9 +384,12 @@ class Logger:
             self._busy = True
             try:
                 self._cycle()
-            except Exception as exc:  # keep sending whatever happens
+            except Exception as exc:  # keep sending whatever happens; what it held goes to the spool
                 self.stats.last_error = f"sender: {exc!r}"
                 log.exception("sustain logger sender failed; continuing")
+                held = self._held
+                if held is not None:
+                    self._to_spool(held)
                 time.sleep(0.1)
             finally:
                 self._busy = False
@@ -360,14 +404,31 @@ class Logger:
         while self._events or self._labels:
             if len(self._events) > self.max_queue // 2 and self._spool is not None:
                 self._spill_if_crowded(keep=self.max_queue // 4)  # the collector is slower than the model
-            if self._labels:
-                body = _dumps(self._take_labels())
-                if not self._deliver("labels", body):
+            for kind, queue in (("labels", self._labels), ("events", self._events)):
+                if not queue:
+                    continue
+                held = self._take(kind)
+                if held is None or not self._deliver(held):
                     return
-            if self._events:
-                body = _dumps(self._take_events())
-                if not self._deliver("events", body):
-                    return
+
+    def _take(self, kind: str) -> _Held | None:
+        """The next batch of ``kind``, held by the sender until it is settled; None once closing."""
+        with self._hold_lock:
+            if self._closing:
+                return None
+            items: list[dict[str, Any]] = self._take_events() if kind == "events" else self._take_labels()
+            self._held = _Held(kind, _dumps(items), len(items))
+            return self._held
+
+    def _settle(self, held: _Held) -> bool:
+        """Mark ``held`` done; False when it already was (close() spooled it meanwhile)."""
+        with self._hold_lock:
+            if held.settled:
+                return False
+            held.settled = True
+            if self._held is held:
+                self._held = None
+            return True
 
     def _take_events(self, limit: int | None = None) -> list[dict[str, Any]]:
         batch = []
@@ -394,11 +455,12 @@ class Logger:
     def _take_labels(self) -> list[dict[str, Any]]:
         return [self._labels.popleft() for _ in range(min(len(self._labels), self.batch_size))]
 
-    def _deliver(self, kind: str, body: bytes) -> bool:
+    def _deliver(self, held: _Held) -> bool:
         """Send a batch, retrying a little; spool it if the collector stays away. False means offline."""
         for attempt in range(self.retries_before_spool + 1):
             try:
-                self._send(kind, body)
+                self._send(held.kind, held.body)
+                self._settle(held)
                 self._backoff = 0.0
                 return True
             except _Retryable as exc:
@@ -408,12 +470,14 @@ class Logger:
                     time.sleep(exc.retry_after or min(0.05 * 2**attempt, 1.0))
                     continue
                 self._go_offline(exc.retry_after)
-        self._to_spool(kind, body)
+        self._to_spool(held)
         return False
 
     def _go_offline(self, retry_after: float | None) -> None:
+        """Wait before probing the collector again: backing off, but never longer than ``max_backoff`` (so a
+        collector that is back is found within seconds), unless it asked for more with Retry-After."""
         self._backoff = min(self.max_backoff, max(0.25, self._backoff * 2))
-        wait = retry_after if retry_after is not None else self._backoff * (0.5 + random.random())
+        wait = retry_after if retry_after is not None else self._backoff * (0.5 + 0.5 * random.random())
         self._offline_until = time.monotonic() + wait
 
     def _send(self, kind: str, body: bytes) -> None:
@@ -487,29 +551,60 @@ class Logger:
         self._backoff = 0.0
         return True
 
-    def _to_spool(self, kind: str, body: bytes) -> None:
-        count = len(orjson.loads(body)) if kind == "events" else 0
-        if self._spool is not None and self._spool.write(kind, body):
-            self.stats.spooled += count
+    def _to_spool(self, held: _Held) -> None:
+        """Spool (or count as dropped) a batch the sender holds, unless close() already did."""
+        with self._hold_lock:
+            if held.settled:
+                return
+            self._spool_held(held)
+
+    def _spool_held(self, held: _Held) -> None:
+        """Write ``held`` to the spool, or count its items as dropped; the caller holds ``_hold_lock``."""
+        held.settled = True
+        if self._held is held:
+            self._held = None
+        written = False
+        if self._spool is not None:
+            try:
+                written = self._spool.write(held.kind, held.body)
+            except OSError as exc:
+                self.stats.last_error = f"cannot write to the spool: {exc}"
+        if written:
+            if held.kind == "events":
+                self.stats.spooled += held.count
             return
         with self._stats_lock:
-            self.stats.dropped += count
-        log.warning("sustain logger dropped %d %s (spool %s)", count, kind, "full" if self._spool else "off")
+            self.stats.dropped += held.count
+        log.warning(
+            "sustain logger dropped %d %s (spool %s)",
+            held.count,
+            held.kind,
+            "full or failing" if self._spool else "off",
+        )
 
     def _spill_if_crowded(self, keep: int = 0) -> None:
         """Keep memory bounded by moving full batches to the spool (while offline, or falling behind)."""
         if self._spool is None:
             return
         while len(self._events) >= max(self.batch_size, keep):
-            self._to_spool("events", _dumps(self._take_events()))
+            held = self._take("events")
+            if held is None:
+                return
+            self._to_spool(held)
         if len(self._labels) >= self.batch_size:
-            self._to_spool("labels", _dumps(self._take_labels()))
+            held = self._take("labels")
+            if held is not None:
+                self._to_spool(held)
 
     def _spill_all(self) -> None:
-        while self._events:
-            self._to_spool("events", _dumps(self._take_events()))
-        while self._labels:
-            self._to_spool("labels", _dumps(self._take_labels()))
+        """At close, after the sender stopped taking: everything still queued goes to the spool."""
+        with self._hold_lock:
+            while self._events:
+                events = self._take_events()
+                self._spool_held(_Held("events", _dumps(events), len(events)))
+            while self._labels:
+                labels = self._take_labels()
+                self._spool_held(_Held("labels", _dumps(labels), len(labels)))
 
 
 def _default(value: Any) -> Any:

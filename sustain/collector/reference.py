@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from sustain.collector.categories import sanitize_categories
 from sustain.collector.values import CATEGORY_KINDS
-from sustain.errors import UnsupportedMediaType, ValidationError
+from sustain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
 from sustain.spec import ModelSpec
 from sustain.store.layout import Column, Layout, label_types
 
@@ -48,37 +48,102 @@ def sniff_format(body: bytes, content_type: str | None, filename: str | None = N
     raise UnsupportedMediaType(f"reference data must be CSV, Parquet or JSON; got Content-Type {ctype!r}")
 
 
-def read_table(body: bytes, fmt: str) -> pa.Table:
+def read_table(body: bytes, fmt: str, max_rows: int | None = None) -> pa.Table:
+    """The reference rows of ``body``; more than ``max_rows`` rows is a 413 found before they are all held.
+
+    CSV is read in record batches and Parquet's row count comes from its footer, so an oversized upload stops
+    early; NDJSON lines are counted before any is parsed.
+    """
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_table(io.BytesIO(body))
+            source = pq.ParquetFile(io.BytesIO(body))
+            _check_rows(source.metadata.num_rows, max_rows)
+            return _named(source.read())
         if fmt == "csv":
-            import pyarrow.csv as pacsv
-
-            return pacsv.read_csv(io.BytesIO(body))
+            return _named(_read_csv(body, max_rows))
         if fmt == "ndjson":
+            _check_rows(sum(1 for line in body.splitlines() if line.strip()), max_rows)
             rows = [orjson.loads(line) for line in body.splitlines() if line.strip()]
         else:
             data = orjson.loads(body)
             if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
-                return pa.table(data)  # column-oriented {"age": [...], ...}
+                _check_rows(max((len(v) for v in data.values()), default=0), max_rows)
+                return _named(pa.table(data))  # column-oriented {"age": [...], ...}
             rows = data if isinstance(data, list) else [data]
+            _check_rows(len(rows), max_rows)
         if not all(isinstance(r, dict) for r in rows):
             raise ValidationError("JSON reference data must be a list of row objects or an object of columns")
-        return pa.Table.from_pylist(rows)
-    except ValidationError:
+        return _named(pa.Table.from_pylist(rows))
+    except (ValidationError, PayloadTooLarge):
         raise
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"cannot read the reference data as {fmt}: its column names are not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start}); save the file as UTF-8",
+            field="columns",
+        ) from None
     except (pa.ArrowException, orjson.JSONDecodeError, ValueError, OSError) as exc:
         raise ValidationError(f"cannot read the reference data as {fmt}: {exc}", field="body") from None
+
+
+def _read_csv(body: bytes, max_rows: int | None) -> pa.Table:
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(io.BytesIO(body))
+    batches = []
+    rows = 0
+    for batch in reader:
+        rows += batch.num_rows
+        _check_rows(rows, max_rows)
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def _check_rows(rows: int, max_rows: int | None) -> None:
+    if max_rows is not None and rows > max_rows:
+        raise PayloadTooLarge(
+            f"the reference data has more than {max_rows} rows, the limit (SUSTAIN_MAX_REFERENCE_ROWS); upload a "
+            f"random sample of at most {max_rows} rows: profiles keep bins and a bounded sample, and gain nothing "
+            "from more",
+            field="body",
+            details={"limit_rows": max_rows},
+        )
+
+
+def _named(table: pa.Table) -> pa.Table:
+    """``table``, once its column names decode (a header that is not UTF-8 raises UnicodeDecodeError here, not
+    later in code that expects names)."""
+    table.schema.names  # noqa: B018 - decoding the names is the check
+    return table
 
 
 def _coerce(arr: pa.ChunkedArray, column: Column, source: str) -> pa.ChunkedArray:
     coerced = _cast(arr, column, source)
     if column.kind in CATEGORY_KINDS:
         return sanitize_categories(coerced)  # the same keys as the events' (sustain.collector.categories)
-    return coerced
+    return _finite(coerced, source)
+
+
+def _finite(arr: pa.ChunkedArray, source: str) -> pa.ChunkedArray:
+    """``arr`` unchanged, or a 422 naming the column when it holds an infinite number (never a bin edge)."""
+    values = arr
+    if pa.types.is_fixed_size_list(arr.type) or pa.types.is_list(arr.type):
+        values = pc.list_flatten(arr)
+    if not pa.types.is_floating(values.type):
+        return arr
+    infinite = pc.fill_null(pc.is_inf(values), False)
+    if pc.any(infinite).as_py():
+        count = pc.sum(infinite).as_py()
+        first = pc.index(infinite, True).as_py()
+        where = f"row {first + 1}" if values is arr else f"value {first + 1}"
+        raise ValidationError(
+            f"reference column {source!r} holds {count} infinite value(s), the first at {where}; infinity cannot "
+            "be binned or compared: replace it by a finite number, or leave the cell empty for a missing value",
+            field=source,
+        )
+    return arr
 
 
 def _cast(arr: pa.ChunkedArray, column: Column, source: str) -> pa.ChunkedArray:

@@ -30,7 +30,7 @@ from sustain.collector.labels import parse_labels
 from sustain.collector.metrics import ServiceMetrics
 from sustain.collector.reference import ParsedReference, read_table, sniff_format, to_layout
 from sustain.durations import parse_duration
-from sustain.errors import Conflict, NotFound, ValidationError
+from sustain.errors import Conflict, NotFound, Overloaded, ValidationError
 from sustain.spec import ModelSpec
 from sustain.spec.models import cloudevents_clash
 from sustain.store.base import DoneExchange, EventBatch, PendingHalf, ReferenceInfo, Store
@@ -63,6 +63,12 @@ def bulk_reply(
     if not errors:
         return 200, body
     return (207 if accepted + duplicates > 0 else 422), body
+
+
+def in_time(deadline: float | None) -> None:
+    """Overloaded (429) when ``deadline`` (``time.monotonic``) has passed: the service is behind."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise Overloaded("the service is behind: this request waited too long to be taken; retry shortly")
 
 
 class Collector:
@@ -108,15 +114,22 @@ class Collector:
         return created
 
     # -- events ------------------------------------------------------------------------------
-    async def ingest_events(self, model: str, decoded: Decoded) -> tuple[int, dict[str, Any]]:
+    async def ingest_events(
+        self, model: str, decoded: Decoded, deadline: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Validate and store events. ``deadline`` (``time.monotonic``): past it, nothing is stored and the
+        answer is 429 (admission control: the caller is told at once to come back instead of waiting)."""
         started = time.perf_counter()
         spec = self.spec(model)
-        parsed = parse_events(spec, decoded.items, datetime.now(UTC), self._layouts[model])
+        in_time(deadline)
+        # Off the event loop, so that it keeps answering (429s included) while batches are validated.
+        parsed = await asyncio.to_thread(parse_events, spec, decoded.items, datetime.now(UTC), self._layouts[model])
         for err in parsed.errors:
             if err.index in decoded.line_errors:
                 err.field, err.reason = "body", decoded.line_errors[err.index]
         inserted = duplicates = 0
         if parsed.table.num_rows:
+            in_time(deadline)
             result = await asyncio.wrap_future(self.writer.submit_events(EventBatch(model, parsed.table)))
             inserted, duplicates = result.inserted, result.duplicates
         self.metrics.ingested.labels(model).inc(inserted)
@@ -136,7 +149,9 @@ class Collector:
         )
 
     # -- labels ------------------------------------------------------------------------------
-    async def ingest_labels(self, model: str, decoded: Decoded) -> tuple[int, dict[str, Any]]:
+    async def ingest_labels(
+        self, model: str, decoded: Decoded, deadline: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
         started = time.perf_counter()
         spec = self.spec(model)
         batch, errors = parse_labels(spec, decoded.items, datetime.now(UTC))
@@ -144,6 +159,7 @@ class Collector:
             if err.index in decoded.line_errors:
                 err.field, err.reason = "body", decoded.line_errors[err.index]
         if batch.table.num_rows:
+            in_time(deadline)
             await asyncio.wrap_future(self.writer.submit(lambda: self.store.append_labels([batch])))
         accepted = len(decoded.items) - len(errors)
         self.metrics.labels.labels(model).inc(accepted)
@@ -153,12 +169,19 @@ class Collector:
 
     # -- reference ---------------------------------------------------------------------------
     async def put_reference(
-        self, model: str, version: str, body: bytes, content_type: str | None, filename: str | None = None
+        self,
+        model: str,
+        version: str,
+        body: bytes,
+        content_type: str | None,
+        filename: str | None = None,
+        max_rows: int | None = None,
     ) -> tuple[ReferenceInfo, ParsedReference]:
         spec = self.spec(model)
         if not version:
             raise ValidationError("version is required: PUT /v1/models/{model}/reference?version=3", field="version")
-        table = read_table(body, sniff_format(body, content_type, filename))
+        fmt = sniff_format(body, content_type, filename)
+        table = await asyncio.to_thread(read_table, body, fmt, max_rows)
         return await asyncio.to_thread(self.store_reference, spec, version, table)
 
     def store_reference(self, spec: ModelSpec, version: str, table: pa.Table) -> tuple[ReferenceInfo, ParsedReference]:

@@ -30,6 +30,7 @@ from sustain.errors import ValidationError
 from sustain.indicators.defaults import default_indicators
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery, IndicatorStore
 from sustain.spec import ModelSpec
+from sustain.spec.secrets import redact_spec_json
 from sustain.transforms.plan import ColumnPlan, TransformPlan
 from sustain.transforms.profile import OTHER, ColumnProfile, ReferenceProfile
 from sustain.transforms.protocols import Transformer, WindowStore
@@ -193,15 +194,28 @@ class Docs:
 
 
 # -- overview ------------------------------------------------------------------------------------
-def overview(sources: Sources, specs: Sequence[ModelSpec], span: TimeRange) -> JSONDict:
-    """Every model and version: status, traffic in the last hour, last alert and sparklines over ``span``."""
+def overview(
+    sources: Sources,
+    specs: Sequence[ModelSpec],
+    span: TimeRange,
+    failures: dict[str, list[dict[str, Any]]] | None = None,
+) -> JSONDict:
+    """Every model and version: status, traffic in the last hour, last alert and sparklines over ``span``, and
+    the model's ``failures`` (a stage of the engine that fails for it: transforms, indicators, reference)."""
     models = []
     for spec in specs:
-        plans = _plans(sources, spec)
-        latest = sources.documents.query(IndicatorQuery(model=spec.name, latest=True, limit=100_000))
-        versions = _unique([*spec.versions, spec.effective_default_version, *sorted(d.version for d in latest)])
-        cards = [_version_card(sources, spec, plans, span, v, [d for d in latest if d.version == v]) for v in versions]
-        models.append({"model": spec.name, "description": spec.description, "versions": cards})
+        failed = (failures or {}).get(spec.name, [])
+        try:
+            plans = _plans(sources, spec)
+            latest = sources.documents.query(IndicatorQuery(model=spec.name, latest=True, limit=100_000))
+            versions = _unique([*spec.versions, spec.effective_default_version, *sorted(d.version for d in latest)])
+            cards = [
+                _version_card(sources, spec, plans, span, v, [d for d in latest if d.version == v]) for v in versions
+            ]
+        except Exception as exc:  # one model that cannot be shown does not hide the others
+            cards = []
+            failed = [*failed, {"stage": "dashboard", "error": f"{type(exc).__name__}: {exc}"}]
+        models.append({"model": spec.name, "description": spec.description, "versions": cards, "failures": failed})
     return {"since": _iso(span.since), "until": _iso(span.until), "models": models}
 
 
@@ -324,14 +338,15 @@ def model_view(sources: Sources, spec: ModelSpec, query: ModelQuery) -> JSONDict
         "labels": _labels(axis, index, ids),
         "quality": _quality(axis, index, ids),
         "alerts": _alerts(sources, spec.name, version, span),
-        "spec": spec.model_dump(mode="json", by_alias=True),
+        "spec": redact_spec_json(spec.model_dump(mode="json", by_alias=True)),
         "spec_yaml": spec_yaml(spec),
     }
 
 
 def spec_yaml(spec: ModelSpec) -> str:
-    """The spec as YAML, without the settings left at their defaults (``spec`` in the payload has them all)."""
-    body = spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    """The spec as YAML, without the settings left at their defaults (``spec`` in the payload has them all);
+    action secrets as ``***``."""
+    body = redact_spec_json(spec.model_dump(mode="json", by_alias=True, exclude_defaults=True))
     for key in ("features", "outputs"):  # written the way people write them: {name: {kind: ...}}
         if key in body:
             body[key] = {item.pop("name"): item for item in body[key]}

@@ -1,11 +1,14 @@
-"""``sustain demo``: the product's story in about a minute, on the embedded default.
+"""``sustain demo``: the product's story in about three minutes, on the embedded default.
 
 A scikit-learn churn model (``examples/demo``) is trained on made-up customers and registered in a local
-MLflow registry (sqlite, no server). sustain serves the model's monitor spec; the demo streams its
-predictions through the real client Logger, then the customers drift, the drift alert fires, and the retrain
-action calls a local trainer that checks the signature, retrains on the recent labelled events it reads back
-from sustain, and registers the new version. Traffic then moves to the new version and its accuracy shows in
-the label metrics.
+MLflow registry (sqlite, no server), as the standards ask: a signature and an example, the training data
+logged with ``mlflow.log_input``. sustain releases it by itself: checked, tested in a fresh process, packaged,
+served by a real MLflow scoring server behind sustain's gateway, with monitoring attached from the training
+data, and promoted (the demo's policy is automatic). Traffic goes through the gateway, which logs every
+request and response; true labels follow two seconds later. Then the customers drift, the drift alert fires,
+and the retrain action calls a local trainer that retrains on the recent labelled events and registers
+version 2. The registry poll finds it, the pipeline checks and tests it against the champion, serves it as
+the candidate and promotes it; traffic moves to it, and the drift alert of version 1 resolves.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import tempfile
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -76,15 +81,36 @@ class Registry:
                 mlflow.create_experiment("sustain-demo", artifact_location=(self.directory / "artifacts").as_uri())
             mlflow.set_experiment("sustain-demo")
 
-    def register(self, model: Any, metrics: dict[str, float]) -> str:
-        import mlflow
+    @property
+    def uri(self) -> str:
+        return f"sqlite:///{self.directory / 'mlflow.db'}"
 
-        # MLflow reports each registration on stderr; the demo tells the story itself.
+    def register(self, model: Any, frame: Any, labels: Any, metrics: dict[str, float], holdout: Any = None) -> str:
+        """Log and register ``model`` the way the release standards ask: an input example (so a signature), the
+        training data logged as a dataset with a source sustain can read, and a holdout to test it on."""
+        import mlflow
+        from mlflow.data.pandas_dataset import from_pandas
+
+        data = self.directory / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        n = len(self.versions) + 1
+        # MLflow reports each registration on stderr and warns while logging; the demo tells the story itself.
         with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             with mlflow.start_run():
                 mlflow.log_metrics(metrics)
-                info = mlflow.sklearn.log_model(model, name="model", registered_model_name=MODEL)
+                training = frame.assign(label=labels)
+                training.to_parquet(data / f"training-{n}.parquet")
+                source = str(data / f"training-{n}.parquet")
+                mlflow.log_input(from_pandas(training, source=source, targets="label"), context="training")
+                if holdout is not None:
+                    held = holdout[0].assign(label=holdout[1])
+                    held.to_parquet(data / f"holdout-{n}.parquet")
+                    source = str(data / f"holdout-{n}.parquet")
+                    mlflow.log_input(from_pandas(held, source=source, targets="label"), context="evaluation")
+                info = mlflow.sklearn.log_model(
+                    model, name="model", registered_model_name=MODEL, input_example=frame.head(5)
+                )
         version = str(info.registered_model_version)
         self.versions.append(version)
         return version
@@ -134,20 +160,32 @@ class Trainer:
 
         alert = request.get("alert", {})
         self.say(f"trainer: signature verified; alert {str(alert.get('id', ''))[:8]} asks to retrain {MODEL}")
-        events = httpx.get(f"{self.sustain_url}/v1/models/{MODEL}/events", params={"limit": 10_000}, timeout=30).json()[
-            "events"
-        ]
-        labelled = [e for e in events if e.get("label")]
+        # Today's customers: the labelled events since the alert fired (labels come 2 s after their requests).
+        since = datetime.fromisoformat(alert["started_at"])
+        labelled: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 40
+        while len(labelled) < 1200 and time.monotonic() < deadline:
+            time.sleep(1.0)
+            params: dict[str, str | int] = {"limit": 10_000, "since": since.isoformat()}
+            events = httpx.get(f"{self.sustain_url}/v1/models/{MODEL}/events", params=params, timeout=30).json()
+            labelled = [e for e in events["events"] if e.get("label")]
         recent = labelled[:3000]  # newest first
         frame = pd.DataFrame([e["features"] for e in recent])
         labels = [e["label"]["value"] for e in recent]
-        cut = int(len(frame) * 0.8)
-        model = self.examples.train(frame.iloc[:cut], labels[:cut])
-        accuracy = float((model.predict(frame.iloc[cut:]) == pd.Series(labels[cut:]).to_numpy()).mean())
+        # The newest fifth is held out: it is what today's customers look like, the test the new version must pass.
+        held = len(frame) // 5
+        train_frame, train_labels = frame.iloc[held:], labels[held:]
+        model = self.examples.train(train_frame, train_labels)
+        truth = pd.Series(labels[:held]).to_numpy()
+        accuracy = float((model.predict(frame.iloc[:held]) == truth).mean())
         self.model = model
-        self.version = self.registry.register(model, {"accuracy_recent": accuracy, "trained_on": float(cut)})
+        metrics = {"accuracy_recent": accuracy, "trained_on": float(len(train_frame))}
+        holdout = (frame.iloc[:held], labels[:held])
+        self.version = self.registry.register(model, train_frame, train_labels, metrics, holdout)
+        cut = len(train_frame)
         self.say(
-            f"trainer: retrained on {cut:,} recent labelled events (accuracy on the rest {accuracy:.3f}); "
+            f"trainer: retrained on {cut:,} labelled events since the alert (accuracy on the newest {held:,}: "
+            f"{accuracy:.3f}); "
             f"registered {MODEL} version {self.version} in MLflow"
         )
         self.done.set()
@@ -157,7 +195,7 @@ class Trainer:
         self.server.server_close()
 
 
-def _start_service(directory: Path, port: int, say: Say) -> tuple[Any, threading.Thread, str]:
+def _start_service(directory: Path, port: int, registry: Registry) -> tuple[Any, threading.Thread, str]:
     import uvicorn
 
     from sustain.api.app import build_context, create_app
@@ -169,6 +207,9 @@ def _start_service(directory: Path, port: int, say: Say) -> tuple[Any, threading
         config=str(EXAMPLES / "sustain.yaml"),
         transform_interval=1.0,
         indicator_interval=1.0,
+        registry=registry.uri,
+        release_dir=str(directory / "releases"),
+        release_poll=1.0,
     )
     ctx = build_context(settings)
     app = create_app(settings, context=ctx)
@@ -186,44 +227,71 @@ def _start_service(directory: Path, port: int, say: Say) -> tuple[Any, threading
     raise ConfigError(f"the demo's sustain service did not start on port {port}")
 
 
-class Traffic(threading.Thread):
-    """Streams the model's predictions for made-up customers through the real Logger, with labels 2 s later."""
+def follow_release(url: str, version: str, say: Say, timeout: float = 240.0) -> dict[str, Any]:
+    """Say each stage of the release of ``version`` as it ends; return the release once it has ended."""
+    told = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{url}/v1/releases/{MODEL}/{version}", timeout=10)
+        if response.status_code == 200:
+            release: dict[str, Any] = response.json()
+            ended = [s for s in release["stages"] if s["outcome"] != "running"]
+            for stage in ended[told:]:
+                mark = "✓" if stage["outcome"] == "passed" else "✗"
+                took = f"{stage['seconds']:.1f} s"
+                say(f"release of version {version}: {mark} {stage['stage']} in {took}: {stage['reason']}")
+            told = len(ended)
+            stuck = release["state"] == "deployed" and "promotion failed" in release["reason"]
+            if release["state"] in ("promoted", "rejected", "failed") or stuck:
+                return release
+        time.sleep(0.3)
+    raise ConfigError(f"the release of {MODEL} version {version} did not end in {timeout:g} s")
 
-    def __init__(self, url: str, examples: ModuleType, model: Any, version: str) -> None:
+
+class Traffic(threading.Thread):
+    """Customers' requests through sustain's serving gateway (which logs them), with true labels 2 s later."""
+
+    def __init__(self, url: str, examples: ModuleType) -> None:
         super().__init__(daemon=True)
         from sustain import Logger
 
+        self.url = url
         self.examples = examples
-        self.model = model
-        self.version = version
         self.drifted = False
         self.stop = threading.Event()
-        self.logger = Logger(url, MODEL, version, flush_interval=0.2, spool=False)
-        self.sent = 0
+        self.logger = Logger(url, MODEL, flush_interval=0.2, spool=False)  # labels only: the gateway logs events
+        self.answered: Counter[str] = Counter()
+        self.failed = 0
+        self.version = ""
 
     def run(self) -> None:
         pending: list[tuple[float, str, str]] = []
         batch = 0
-        while not self.stop.is_set():
-            batch += 1
-            frame, truth = self.examples.customers(60, drifted=self.drifted, seed=10_000 + batch)
-            predicted, scores = self.examples.predict(self.model, frame)
-            for i, row in enumerate(frame.to_dict(orient="records")):
-                rid = f"{self.version}-{batch}-{i}"
-                self.logger.log(
-                    row,
-                    {"prediction": predicted[i], "proba": scores[i]},
-                    request_id=rid,
-                    latency_ms=float(3 + (i % 7)),
-                    version=self.version,
-                )
-                pending.append((time.monotonic() + 2.0, rid, str(truth[i])))
-            self.sent += len(frame)
-            now = time.monotonic()
-            while pending and pending[0][0] <= now:
-                _, rid, label = pending.pop(0)
-                self.logger.label(rid, label)
-            self.stop.wait(0.3)
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set():
+                batch += 1
+                frame, truth = self.examples.customers(60, drifted=self.drifted, seed=10_000 + batch)
+                rid = f"b{batch}"
+                try:
+                    response = client.post(
+                        f"{self.url}/serving/{MODEL}/invocations",
+                        json={"dataframe_records": frame.to_dict(orient="records")},
+                        headers={"x-request-id": rid},
+                    )
+                except httpx.HTTPError:
+                    response = None
+                if response is None or response.status_code != 200:
+                    self.failed += 1
+                else:
+                    self.version = response.headers.get("x-sustain-version", "?")
+                    self.answered[self.version] += len(frame)
+                    due = time.monotonic() + 2.0
+                    pending.extend((due, f"{rid}-{i}", str(label)) for i, label in enumerate(truth))
+                now = time.monotonic()
+                while pending and pending[0][0] <= now:
+                    _, key, label = pending.pop(0)
+                    self.logger.label(key, label)
+                self.stop.wait(0.3)
         self.logger.close(timeout=5)
 
 
@@ -260,11 +328,14 @@ def _describe(found: dict[str, Any]) -> str:
 def run_demo(
     port: int | None, directory: Path | None, say: Say, keep_serving: bool = False, max_seconds: float = 300.0
 ) -> dict[str, Any]:
-    """Run the story; return a summary (dashboard URL, alert id, the new version)."""
+    """Run the story; return a summary (dashboard URL, alert id, the versions and how the release went).
+
+    ``max_seconds`` bounds the waits on a very busy machine; the story itself takes about three minutes."""
     logging.getLogger("sustain").setLevel(logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     started = time.monotonic()
+    deadline = started + max_seconds
     work = directory or Path(tempfile.mkdtemp(prefix="sustain-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     examples = _examples()
@@ -278,47 +349,42 @@ def run_demo(
     frame, truth = examples.customers(4000, seed=1)
     model = examples.train(frame, truth)
     accuracy = float((model.predict(frame) == truth).mean())
-    version = registry.register(model, {"accuracy_train": accuracy})
-    say(f"trained {MODEL} on 4,000 made-up customers (accuracy {accuracy:.3f}); MLflow registered version {version}")
+    version = registry.register(model, frame, truth, {"accuracy_train": accuracy}, examples.customers(1000, seed=2))
+    say(
+        f"trained {MODEL} on 4,000 made-up customers (accuracy {accuracy:.3f}); MLflow registered version "
+        f"{version} with its signature, an input example and its training data"
+    )
     secret = secrets.token_hex(16)
     port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
     os.environ["SUSTAIN_DEMO_SECRET"] = secret
-    trainer = Trainer(url, secret.encode(), registry, examples, say)
+    trainer = Trainer(f"http://127.0.0.1:{port}", secret.encode(), registry, examples, say)
     os.environ["SUSTAIN_DEMO_TRAINER"] = trainer.url
-    server, server_thread, url = _start_service(work, port, say)
-    say(f"sustain is serving {MODEL}: dashboard {url}/models/{MODEL}   API {url}/docs")
-    predicted, scores = examples.predict(model, frame)
-    reference = frame.assign(prediction=predicted, label=truth)
-    reference["proba.stay"] = [s[0] for s in scores]
-    reference["proba.churn"] = [s[1] for s in scores]
-    r = httpx.put(
-        f"{url}/v1/models/{MODEL}/reference",
-        params={"version": version},
-        content=reference.to_json(orient="records").encode(),
-        headers={"content-type": "application/json"},
-    )
-    r.raise_for_status()
-    say(f"uploaded the training data ({len(reference):,} rows) as the reference of version {version}")
-    traffic = Traffic(url, examples, model, version)
+    server, thread, url = _start_service(work, port, registry)
+    say(f"sustain is running: dashboard {url}/models/{MODEL}   releases {url}/releases   API {url}/docs")
+    mark = time.monotonic()
+    httpx.post(f"{url}/v1/releases/{MODEL}/{version}", timeout=60).raise_for_status()
+    first = follow_release(url, version, say, timeout=deadline - time.monotonic())
+    if first["state"] != "promoted":
+        raise ConfigError(f"version {version} was not released: {first['reason']}")
+    say(f"version {version} is in production {time.monotonic() - mark:.1f} s after the release began")
+    traffic = Traffic(url, examples)
     traffic.start()
-    say("streaming normal traffic: predictions now, true labels two seconds later")
+    say(f"streaming customers through the gateway ({url}/serving/{MODEL}/invocations); labels 2 s later")
     summary: dict[str, Any] = {"dashboard": f"{url}/models/{MODEL}", "directory": str(work), "first_version": version}
     try:
-        _watch(url, version, 15.0, say)
+        _watch(url, version, 10.0, say)
         say("the customers change: more support calls, richer plans, and high spend now means staying")
         traffic.drifted = True
-        alert = _wait_for_alert(url, version, say, deadline=started + max_seconds - 30)
+        alert = _wait_for_alert(url, version, say, deadline=deadline)
         summary["alert"] = alert["id"]
         say(f"ALERT {alert['rule']} fired ({alert['severity']}): {alert['summary']}")
-        if not trainer.done.wait(timeout=max(5.0, started + max_seconds - 20 - time.monotonic())):
+        if not trainer.done.wait(timeout=max(5.0, deadline - time.monotonic())):
             raise ConfigError("the trainer did not finish retraining in time")
+        registered = time.monotonic()
         attempts = httpx.get(f"{url}/v1/alerts/{alert['id']}").json()["attempts"]
         retrain = [a for a in attempts if a["action"] == "retrain"]
         if retrain:
             say(f"the alert records the retrain action: {retrain[-1]['detail']}")
-        traffic.stop.set()
-        traffic.join(10)
         new_version = trainer.version
         assert new_version is not None
         summary["new_version"] = new_version
@@ -330,25 +396,21 @@ def run_demo(
             f"on 5,000 of today's customers: version {version} is right {before:.1%} of the time, "
             f"version {new_version} {after:.1%}"
         )
-        recent, recent_truth = examples.customers(3000, drifted=True, seed=99)
-        predicted, scores = examples.predict(trainer.model, recent)
-        ref2 = recent.assign(prediction=predicted, label=recent_truth)
-        ref2["proba.stay"], ref2["proba.churn"] = [s[0] for s in scores], [s[1] for s in scores]
-        httpx.put(
-            f"{url}/v1/models/{MODEL}/reference",
-            params={"version": new_version},
-            content=ref2.to_json(orient="records").encode(),
-            headers={"content-type": "application/json"},
-        )
-        say(f"traffic moves to version {new_version}, with its own reference")
-        traffic = Traffic(url, examples, trainer.model, new_version)
-        traffic.drifted = True
-        traffic.start()
-        _watch(url, new_version, 12.0, say)
+        say(f"the registry poll finds version {new_version}; the release pipeline takes it from there")
+        second = follow_release(url, new_version, say, timeout=deadline - time.monotonic())
+        if second["state"] != "promoted":
+            raise ConfigError(f"version {new_version} was not promoted: {second['reason']}")
+        summary["release_seconds"] = round(time.monotonic() - registered, 1)
+        say(f"version {new_version} is the champion {summary['release_seconds']} s after it was registered")
+        _wait_for_traffic(traffic, new_version, say, deadline)
+        _wait_for_resolution(url, alert["id"], new_version, say, deadline)
+        summary["alert_resolved"] = True
+        summary["served"] = dict(traffic.answered)
+        summary["failed_requests"] = traffic.failed
         summary["seconds"] = round(time.monotonic() - started, 1)
         say(
-            f"done in {summary['seconds']}s: dashboard {summary['dashboard']}  alert {summary['alert'][:8]}  "
-            f"{MODEL} version {new_version} registered in {work / 'mlflow.db'}"
+            f"done in {summary['seconds']}s: dashboard {summary['dashboard']}  releases {url}/releases  alert "
+            f"{summary['alert'][:8]} resolved; {MODEL} version {new_version} serves, version {version} is kept warm"
         )
         if keep_serving:
             say("still serving; press Ctrl-C to stop")
@@ -360,7 +422,35 @@ def run_demo(
         traffic.join(10)
         trainer.close()
         server.should_exit = True
-        server_thread.join(60)  # the service's shutdown stops the engine; the process must not end before it
+        thread.join(60)  # the service stops the scoring servers it started
+
+
+def _wait_for_traffic(traffic: Traffic, version: str, say: Say, deadline: float) -> None:
+    before = traffic.answered[version]
+    while time.monotonic() < deadline:
+        if traffic.version == version and traffic.answered[version] > before:
+            rows = sum(traffic.answered.values())
+            say(
+                f"traffic moved: the gateway answers with version {version}; {rows:,} rows served so far, "
+                f"{traffic.failed} requests failed"
+            )
+            return
+        time.sleep(0.3)
+    raise ConfigError(f"the gateway never answered with version {version}")
+
+
+def _wait_for_resolution(url: str, alert_id: str, version: str, say: Say, deadline: float) -> None:
+    last = time.monotonic()
+    while time.monotonic() < deadline:
+        alert = httpx.get(f"{url}/v1/alerts/{alert_id}", timeout=10).json()
+        if alert["status"] == "resolved":
+            say(f"the drift alert resolved ({alert_id[:8]}): the model in production fits today's customers")
+            return
+        if time.monotonic() - last >= 4:
+            say(f"version {version}, latest 10 s window: {_describe(_latest(url, version))}")
+            last = time.monotonic()
+        time.sleep(0.5)
+    raise ConfigError("the drift alert did not resolve in time; is the machine very busy?")
 
 
 def _watch(url: str, version: str, seconds: float, say: Say) -> None:

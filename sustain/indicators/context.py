@@ -66,7 +66,7 @@ class WindowContext:
     seed: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
     values: dict[str, list[Any]] = field(default_factory=dict)  # earlier indicators' values for this window, by id
-    partial: bool = False  # the window is still open
+    partial: bool = False  # the window is not final yet: open, or within the model's late-arrival delay
     nulls: NullCache | None = None  # null distributions drawn once and shared (the engine's calibration cache)
 
     @property

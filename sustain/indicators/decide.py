@@ -24,19 +24,24 @@ Counts = npt.NDArray[np.float64]
 Status = Literal["ok", "warn", "alert", "insufficient"]
 Correction = Literal["bh", "bonferroni", "holm", "none"]
 
-# The smallest effect worth an alert: about a 0.1-standard-deviation shift of a normal feature.
+# The smallest effect worth an alert. Numbers are judged by default with the normed Wasserstein distance, in
+# reference standard deviations, and must have moved by more than 0.05 sd *with the test's confidence* (see
+# :func:`effect_margin`): a 0.05-sd shift alerts at most ``alpha`` of the time at any size, a 0.1-sd shift
+# nearly always from 10,000 values on. The others are point floors, about a 0.1-sd shift of a normal feature.
 MIN_EFFECT: dict[str, float] = {
     "psi": 0.01,
     "js": 0.04,
     "hellinger": 0.035,
     "kl": 0.005,
     "tv": 0.02,
-    "wasserstein": 0.1,  # normed by the reference standard deviation: a 0.1-sd shift by construction
+    "wasserstein": 0.05,
 }
 DISTANCE_NAMES = tuple(MIN_EFFECT)
 # Distances defined only on ordered bins; other kinds of column fall back to their default distance.
 NUMERIC_ONLY = frozenset({"wasserstein"})
+BINNED_KINDS = frozenset({"numeric", "text", "embedding"})  # numbers, text lengths and embedding norms
 SAMPLE_TESTS = ("ks", "cvm", "ad")
+CALIBRATED_MIN_COUNT = 100  # reference values per category below which categories keep their exact test
 TESTS = ("auto", "calibrated", "chi2", "z", "fisher", *SAMPLE_TESTS)
 
 
@@ -77,21 +82,51 @@ def default_distance(kind: str) -> str:
     return {"categorical": "js", "boolean": "tv"}.get(kind, "psi")
 
 
-def distance_for(method: str, kind: str, edges: Sequence[float] | None = None) -> str:
-    """The distance a column is judged with: ``method`` unless it is ``auto`` or cannot apply to this column
-    (Wasserstein on categories, or on a numeric column whose reference is nearly constant)."""
+def distance_for(method: str, kind: str, edges: Sequence[float] | None = None, ref_counts: Counts | None = None) -> str:
+    """The distance a column is judged with: ``method``, or for ``auto`` the normed Wasserstein distance on
+    numbers (in reference standard deviations) and the kind's default distance otherwise; Wasserstein falls back
+    to the default where it cannot apply (categories, or a reference that is constant or nearly so)."""
     if method == "auto":
-        return default_distance(kind)
-    if method in NUMERIC_ONLY and (kind != "numeric" or edges is None or len(edges) < 2):
-        return default_distance(kind)
+        method = "wasserstein" if kind in BINNED_KINDS else default_distance(kind)
+    if method in NUMERIC_ONLY:
+        spread = ref_counts is None or int(np.count_nonzero(ref_counts)) >= 2
+        if kind not in BINNED_KINDS or edges is None or len(edges) < 2 or not spread:
+            return default_distance(kind)
     return method
 
 
+def effect_margin(distance: str, alpha: float, n_ref: int, n_cur: int) -> float:
+    """How far above the floor a distance must be before it counts: for the normed Wasserstein distance, the
+    one-sided ``1 - alpha`` bound on its noise, ``z * sqrt(1 / n_ref + 1 / n_cur)`` in standard deviations
+    (the standard error of a difference of means), so that a shift of exactly ``min_effect`` alerts at most
+    ``alpha`` of the time; 0 for the other distances, whose floor is a point floor.
+
+    >>> round(effect_margin("wasserstein", 0.01, 100_000, 10_000), 4), effect_margin("psi", 0.01, 10, 10)
+    (0.0244, 0.0)
+    """
+    if distance != "wasserstein" or n_ref <= 0 or n_cur <= 0:
+        return 0.0
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(1.0 - alpha) * float(np.sqrt(1.0 / n_ref + 1.0 / n_cur))
+
+
 def choose_test(test: str, kind: str, n: int, exact_max: int, ref_counts: Counts, cur_counts: Counts) -> str:
-    """``auto``: exact tests while the window is small, the calibrated distance beyond ``exact_max``."""
+    """``auto``: exact tests while the window is small, the calibrated distance beyond ``exact_max``.
+
+    Categories and booleans keep their exact test (chi-square, judged by its permutation distribution when the
+    table is sparse; the two-proportion z-test or Fisher's) at any size when a category seen on either side has
+    fewer than :data:`CALIBRATED_MIN_COUNT` reference values: the calibrated null draws both sides from the
+    reference's own shares, which are too uncertain there (a boolean with 2% positives in 300 reference rows
+    false-alarmed at twice its level), and knows nothing of categories the reference never saw."""
     if test != "auto":
         return test
-    if n > exact_max:
+    if kind in ("categorical", "boolean"):
+        seen = (ref_counts + cur_counts) > 0
+        sparse = bool(seen.any()) and float(ref_counts[seen].min()) < CALIBRATED_MIN_COUNT
+        if n > exact_max and not sparse:
+            return "calibrated"
+    elif n > exact_max:
         return "calibrated"
     if kind == "categorical":
         return "chi2"
@@ -114,6 +149,7 @@ class Assessment:
     p_adjusted: float | None = None
     threshold: float | None = None
     floor: float = 0.0
+    margin: float = 0.0  # the effect must reach floor + margin (see effect_margin)
     distance: str = ""
     test: str = ""
     status: Status = "ok"
@@ -157,7 +193,7 @@ def judge(
     """One column judged with drift settings against the reference: the distance ``method`` allows for its kind,
     the test ``test`` picks for the window's size, the effect floor, then :func:`assess`. ``keys`` name the bins of
     a categorical or boolean column (``true`` and the :data:`OTHER` bin are what a boolean test counts)."""
-    distance = distance_for(method, kind, edges)
+    distance = distance_for(method, kind, edges, ref_counts)
     chosen = choose_test(test, kind, int(cur_counts.sum()), exact_max, ref_counts, cur_counts)
     return assess(
         name,
@@ -208,6 +244,8 @@ def assess(
     measure = distance_function(distance, edges)
     out.value = measure(ref_counts, cur_counts)
     out.details["n_ref"] = int(ref_counts.sum())
+    out.margin = effect_margin(distance, alpha, int(ref_counts.sum()), n)
+    floor = floor + out.margin
     if test in SAMPLE_TESTS and samples is None:
         test = out.test = "calibrated"
     if test in SAMPLE_TESTS:
@@ -222,9 +260,15 @@ def assess(
     elif test == "chi2":
         from sustain.indicators.stats import binned
 
-        result = binned.chi_square(ref_counts, cur_counts)
-        out.p_value = result.p_value
-        out.details["statistic"] = result.statistic
+        if binned.sparse(ref_counts, cur_counts):
+            # Too sparse for the chi-square distribution: the statistic's own distribution given the margins.
+            statistic, null = binned.chi_square_null(ref_counts, cur_counts, draws=draws, seed=seed)
+            out.p_value = moment_matched_sf(null, statistic)
+            out.details.update(statistic=statistic, null="permutation", null_mean=float(np.mean(null)))
+        else:
+            result = binned.chi_square(ref_counts, cur_counts)
+            out.p_value = result.p_value
+            out.details["statistic"] = result.statistic
         out.threshold = floor
     elif test in ("z", "fisher"):
         from sustain.indicators.stats import twosample
@@ -278,7 +322,7 @@ def decide(assessments: Sequence[Assessment], alpha: float, correction: Correcti
         return
     rejected, adjusted = adjust([float(a.p_value) for a in tested if a.p_value is not None], alpha, correction)
     for a, rej, adj in zip(tested, rejected, adjusted, strict=True):
-        big = a.value is not None and a.value >= a.floor
+        big = a.value is not None and a.value - a.margin >= a.floor
         a.p_adjusted = float(adj)
         if bool(rej) and big:
             a.status = "alert"

@@ -2,8 +2,9 @@
 
 One document per (model, version, indicator, feature, window, window start);
 recomputing a window (more events arrived) replaces its documents. ``partial``
-is true while the window is still open. ``freshness`` says how many seconds
-after the window's last event the document was computed.
+is true until the window is final: its end plus the model's ``late_arrival``
+delay has passed (alert rules judge final windows only). ``freshness`` says how
+many seconds after the window's last event the document was computed.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class IndicatorQuery:
     metric: str | None = None
     limit: int = 1000
     latest: bool = False
+    computed_since: datetime | None = None  # documents written after this time (alert rules' cursor)
+    final: bool = False  # only documents of final windows (not ``partial``)
 
 
 class IndicatorStore(Protocol):

@@ -39,6 +39,7 @@ from sustain.indicators.decide import (
     insufficient,
     judge,
 )
+from sustain.transforms.bins import OTHER
 from sustain.transforms.plan import ColumnPlan
 from sustain.transforms.profile import ColumnProfile
 
@@ -93,7 +94,16 @@ class DataDrift(Indicator):
             summary = ctx.window.categories(col.column)
             if summary is None or ref.categories is None:
                 return "no category counts"
-            folded = ref.category_counts(summary.counts)
+            if ref.categories.get(OTHER, 0) or col.kind == "boolean":
+                # The reference's rarest categories are kept only as one total: fold the window onto it.
+                folded = ref.category_counts(summary.counts)
+            else:
+                # The reference's categories are all known: a category it never saw keeps a bin of its own, so
+                # that the test, not the reference alone, decides which categories are too sparse to stand alone.
+                folded = {k: 0 for k in ref.categories}
+                for key, value in summary.counts.items():
+                    folded[key] = folded.get(key, 0) + value
+                folded.setdefault(OTHER, 0)
             keys = list(folded)
             return (
                 np.array([ref.categories.get(k, 0) for k in keys], dtype=float),
@@ -143,7 +153,7 @@ class DataDrift(Indicator):
             seed=ctx.seed,
             samples=pair,
             keys=keys,
-            edges=ref.edges if col.kind == "numeric" else None,
+            edges=ref.edges if ref.binned else None,
             nulls=ctx.nulls,
         )
 
@@ -159,6 +169,8 @@ class DataDrift(Indicator):
             details = dict(a.details)
             if a.distance:
                 details.update(min_effect=a.floor, p_adjusted=a.p_adjusted)
+                if a.margin:
+                    details["effect_margin"] = a.margin
             yield IndicatorValue(
                 feature=a.name,
                 value=a.value,

@@ -10,7 +10,11 @@ windows of their events.
 model's calibrated scores alone (confidence-based estimation, as NannyML's
 CBPE), with an interval, and puts the realised value beside the estimate once
 labels are in. Scores are recalibrated on the labelled reference first when it
-has labels (isotonic, per class).
+has labels (isotonic, per class), on the profile's labelled sample (up to
+``reference.labelled_sample_size`` rows, 50,000 by default); the calibrators
+are fitted on bootstrap resamples of it and the Monte Carlo draws are split
+among them, so the interval covers the calibration's own uncertainty. Every
+draw's metrics are computed on the model's own scores, as the realised ones.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pyarrow as pa
 
 from sustain.indicators.base import Indicator, IndicatorValue, Status
 from sustain.indicators.context import WindowContext
+from sustain.indicators.metrics._common import positive_index
 from sustain.spec import ModelSpec, Output
 
 CLASSIFICATION = (
@@ -60,21 +65,39 @@ def _classes(spec: ModelSpec, prediction: Output | None, scores: Output | None) 
     return ["0", "1"]
 
 
+def _positive(spec: ModelSpec, override: str | None) -> str | None:
+    """The positive class of binary metrics and estimates: the indicator's own ``positive`` parameter, else the
+    spec's ``label.positive_class``; None means the last class."""
+    if override is not None:
+        return override
+    return spec.label.positive_class if spec.label is not None else None
+
+
 def _score_columns(scores: Output | None, classes: list[str]) -> list[str]:
+    """The stored score columns in ``classes`` order (scores are matched to classes by name, whatever order the
+    output lists them in); none when the output does not score every class."""
     if scores is None:
         return []
     if scores.kind == "probability":
         return [f"o:{scores.name}"]
-    return [f"o:{scores.name}:{c}" for c in scores.classes or classes]
+    listed = scores.classes or classes
+    if any(c not in listed for c in classes):
+        return []
+    return [f"o:{scores.name}:{c}" for c in classes]
 
 
-def _score_matrix(table: pa.Table, columns: Sequence[str], classes: list[str]) -> np.ndarray | None:
+def _score_matrix(
+    table: pa.Table, columns: Sequence[str], classes: list[str], positive: str | None
+) -> np.ndarray | None:
+    """Scores as an ``n × k`` matrix in ``classes`` order; a single probability is the positive class's score."""
     if not columns or any(c not in table.column_names for c in columns):
         return None
     matrix = np.column_stack([np.asarray(table.column(c).to_numpy(zero_copy_only=False), float) for c in columns])
-    if len(columns) == 1:  # a probability of the positive (last) class
+    if len(columns) == 1 and len(classes) == 2:
         p = matrix[:, 0]
-        matrix = np.column_stack([1 - p, p]) if len(classes) == 2 else matrix
+        pos = positive_index(classes, positive)
+        matrix = np.empty((len(p), 2))
+        matrix[:, pos], matrix[:, 1 - pos] = p, 1 - p
     return matrix
 
 
@@ -108,6 +131,7 @@ class LabelMetrics(Indicator):
             return
         prediction, scores = _outputs(spec)
         classes = _classes(spec, prediction, scores)
+        positive = _positive(spec, self.positive)
         score_columns = _score_columns(scores, classes)
         columns = ([f"o:{prediction.name}"] if prediction else []) + score_columns
         table = ctx.labelled(columns)
@@ -145,7 +169,7 @@ class LabelMetrics(Indicator):
 
         y_true = _strings(table, "label")
         y_pred = _strings(table, f"o:{prediction.name}") if prediction else None
-        matrix = _score_matrix(table, score_columns, classes)
+        matrix = _score_matrix(table, score_columns, classes, positive)
         keep = [
             i
             for i, (t, p) in enumerate(zip(y_true, y_pred or y_true, strict=True))
@@ -156,7 +180,7 @@ class LabelMetrics(Indicator):
             [y_pred[i] for i in keep] if y_pred else None,  # type: ignore[misc]
             matrix[keep] if matrix is not None else None,
             classes,
-            self.positive,
+            positive,
         )
         for metric in CLASSIFICATION:
             details: dict[str, Any] = {}
@@ -221,6 +245,7 @@ class EstimatedPerformance(Indicator):
         calibrate: bool = True,
         min_samples: int = 50,
         positive: str | None = None,
+        bootstraps: int = 20,
     ) -> None:
         self.metrics = tuple(metrics)
         self.draws = draws
@@ -228,28 +253,43 @@ class EstimatedPerformance(Indicator):
         self.calibrate = calibrate
         self.min_samples = min_samples
         self.positive = positive
-        self._calibrators: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {}
+        self.bootstraps = bootstraps
+        self._calibrators: dict[str, tuple[list[Callable[[np.ndarray], np.ndarray]], int]] = {}
 
-    def _calibrator(self, ctx: WindowContext, columns: list[str], classes: list[str]) -> Any:
+    def _calibrators_for(
+        self, ctx: WindowContext, columns: list[str], classes: list[str], positive: str | None
+    ) -> tuple[list[Callable[[np.ndarray], np.ndarray]], int]:
+        """Calibrators fitted on bootstrap resamples of the reference's labelled rows (the profile's labelled
+        sample, else its general sample), and how many rows they learnt from; none without labels."""
         reference = ctx.reference
-        if not self.calibrate or reference is None or "label" not in reference.sample:
-            return None
-        key = f"{reference.version}:{reference.created_at.isoformat()}"
+        if not self.calibrate or reference is None:
+            return [], 0
+        rows = reference.labelled if "label" in reference.labelled else reference.sample
+        if "label" not in rows:
+            return [], 0
+        key = f"{reference.version}:{reference.created_at.isoformat()}:{positive}"
         if key not in self._calibrators:
-            table = pa.table({c: reference.sample.get(c, []) for c in [*columns, "label"]})
-            matrix = _score_matrix(table, columns, classes)
+            table = pa.table({c: rows.get(c, []) for c in [*columns, "label"]})
+            matrix = _score_matrix(table, columns, classes, positive)
             labels = _strings(table, "label")
             keep = [
                 i
                 for i, y in enumerate(labels)
                 if y is not None and matrix is not None and not np.isnan(matrix[i]).any()
             ]
-            calibrator = None
+            found: tuple[list[Callable[[np.ndarray], np.ndarray]], int] = ([], 0)
             if matrix is not None and len(keep) >= 200 and len({labels[i] for i in keep}) > 1:
-                from sustain.indicators.metrics import fit_calibrator
+                from sustain.indicators.metrics import fit_calibrators
 
-                calibrator = fit_calibrator(matrix[keep], [labels[i] for i in keep], classes)  # type: ignore[misc]
-            self._calibrators[key] = calibrator
+                fitted = fit_calibrators(
+                    matrix[keep],
+                    [labels[i] for i in keep],  # type: ignore[misc]
+                    classes,
+                    bootstraps=self.bootstraps,
+                    seed=0,  # the same calibrators whichever window comes first after a start
+                )
+                found = (fitted, len(keep))
+            self._calibrators[key] = found
         return self._calibrators[key]
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:
@@ -264,10 +304,11 @@ class EstimatedPerformance(Indicator):
             )
             return
         classes = _classes(spec, prediction, scores)
+        positive = _positive(spec, self.positive)
         columns = _score_columns(scores, classes)
         wanted = columns + ([f"o:{prediction.name}"] if prediction else [])
         table = ctx.sample(wanted, self.sample_size)
-        matrix = _score_matrix(table, columns, classes) if table.num_rows else None
+        matrix = _score_matrix(table, columns, classes, positive) if table.num_rows else None
         if matrix is None or len(matrix) == 0:
             for metric in self.metrics:
                 yield IndicatorValue(None, None, status="insufficient", metric=metric, details={"reason": "no scores"})
@@ -279,24 +320,23 @@ class EstimatedPerformance(Indicator):
                 yield IndicatorValue(None, None, status="insufficient", n=len(keep), metric=metric)
             return
         matrix = matrix[keep]
-        calibrator = self._calibrator(ctx, columns, classes)
-        if calibrator is not None:
-            matrix = calibrator(matrix)
-        from sustain.indicators.metrics import estimate_classification
+        calibrators, calibration_rows = self._calibrators_for(ctx, columns, classes, positive)
+        from sustain.indicators.metrics import calibration_variants, estimate_classification
 
         estimates = estimate_classification(
             matrix,
             classes,
             [y_pred[i] for i in keep] if y_pred else None,  # type: ignore[misc]
-            positive=self.positive,
+            positive=positive,
             metrics=self.metrics,
             draws=self.draws,
             seed=ctx.seed,
+            probabilities=calibration_variants(calibrators, matrix) if calibrators else None,
         )
-        realised = self._realised(ctx, wanted, columns, prediction, classes)
+        realised = self._realised(ctx, wanted, columns, prediction, classes, positive)
         for metric in self.metrics:
             est = estimates.get(metric)
-            details: dict[str, Any] = {"calibrated": calibrator is not None}
+            details: dict[str, Any] = {"calibrated": bool(calibrators), "calibration_rows": calibration_rows}
             if est is not None:
                 details.update(low=est.low, high=est.high, std=est.std)
             if realised is not None:
@@ -312,14 +352,20 @@ class EstimatedPerformance(Indicator):
             )
 
     def _realised(
-        self, ctx: WindowContext, wanted: list[str], columns: list[str], prediction: Output | None, classes: list[str]
+        self,
+        ctx: WindowContext,
+        wanted: list[str],
+        columns: list[str],
+        prediction: Output | None,
+        classes: list[str],
+        positive: str | None,
     ) -> tuple[dict[str, Any], int] | None:
         table = ctx.labelled(wanted)
         if table.num_rows < self.min_samples:
             return None
         from sustain.indicators.metrics import classification_metrics
 
-        matrix = _score_matrix(table, columns, classes)
+        matrix = _score_matrix(table, columns, classes, positive)
         labels = _strings(table, "label")
         preds = _strings(table, f"o:{prediction.name}") if prediction else None
         keep = [
@@ -332,6 +378,6 @@ class EstimatedPerformance(Indicator):
             [preds[i] for i in keep] if preds else None,  # type: ignore[misc]
             matrix[keep] if matrix is not None else None,
             classes,
-            self.positive,
+            positive,
         )
         return values, len(keep)

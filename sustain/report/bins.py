@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from sustain.transforms.edges import quantile_edges
+
 COMPARE_MAX = 40
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -52,22 +54,13 @@ class NumericBins:
     @classmethod
     def from_sample(cls, sample: FloatArray, bins: int) -> NumericBins:
         """Quantile bins from a sample of the reference (NaN already removed), or one bin per value when the
-        sample holds at most ``bins`` distinct values.
+        sample holds at most ``bins`` distinct values (:func:`sustain.transforms.edges.quantile_edges`, the
+        profile's edges too).
 
         >>> NumericBins.from_sample(np.array([3.0, 1.0, 2.0, 2.0]), bins=5).edges.tolist()
         [1.0, 2.0]
         """
-        if sample.size == 0:
-            return cls(np.empty(0))
-        ordered = np.sort(sample)
-        distinct = _distinct(ordered)
-        if distinct.size <= bins:
-            return cls(distinct[:-1].copy())
-        positions = np.arange(1, bins) / bins * (ordered.size - 1)  # numpy's default (linear) quantiles
-        below = np.floor(positions).astype(np.intp)
-        above = np.minimum(below + 1, ordered.size - 1)
-        weight = positions - below
-        return cls(_distinct(ordered[below] * (1 - weight) + ordered[above] * weight))
+        return cls(quantile_edges(sample, bins))
 
     def new_counts(self) -> IntArray:
         """An empty running count: ``#{x <= edges[k]}`` for each edge, then the number of values."""
@@ -90,8 +83,3 @@ class NumericBins:
     def bin_counts(self, counts: IntArray) -> FloatArray:
         """Per-bin counts from a running count made by :meth:`add`."""
         return np.diff(counts, prepend=0).astype(float)
-
-
-def _distinct(ordered: FloatArray) -> FloatArray:
-    """The distinct values of a sorted array (``np.unique`` would sort again, and imports ``numpy.ma``)."""
-    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]

@@ -329,21 +329,19 @@ class DriftReport:
             reason = f"{distinct:,} distinct values in the reference: an identifier, not compared"
             return insufficient(c.name, c.kind, cur.rows - cur.missing[i], reason)
         else:
+            # Every category of either side is a bin of its own: which categories the test sees separately must
+            # not be chosen by the reference alone: categories it happened to see are over-represented in it.
             ref_map, cur_map = ref.categories[i], cur.categories[i]
-            keys = [k for k, _ in sorted(ref_map.items(), key=lambda kv: (-kv[1], kv[0]))][: self.max_categories]
-            kept = set(keys)
-            other_ref = sum(v for k, v in ref_map.items() if k not in kept)
-            other_cur = sum(v for k, v in cur_map.items() if k not in kept)
-            ref_counts = np.array([ref_map[k] for k in keys] + [other_ref], dtype=float)
-            cur_counts = np.array([cur_map.get(k, 0) for k in keys] + [other_cur], dtype=float)
-            keys = [*keys, OTHER]
+            keys = sorted(ref_map, key=lambda k: (-ref_map[k], k))
+            keys += sorted((k for k in cur_map if k not in ref_map), key=lambda k: (-cur_map[k], k))
+            ref_counts = np.array([ref_map.get(k, 0) for k in keys] + [0], dtype=float)
+            cur_counts = np.array([cur_map.get(k, 0) for k in keys] + [0], dtype=float)
+            keys = [*keys, OTHER]  # empty, so that a single category still makes two bins
         n = int(cur_counts.sum())
         if edges is not None:
             histogram = Histogram.numeric(edges, ref_counts.tolist(), cur_counts.tolist())
         else:
-            shown = len(keys) if ref_counts[-1] or cur_counts[-1] else len(keys) - 1  # no empty "(other)" bar
-            labels = ["(other)" if k == OTHER else k for k in keys[:shown]]
-            histogram = Histogram(labels, ref_counts[:shown].tolist(), cur_counts[:shown].tolist())
+            histogram = _category_histogram(keys[:-1], ref_counts[:-1], cur_counts[:-1], self.max_categories)
         if n == 0 or ref_counts.sum() == 0:
             result = insufficient(c.name, c.kind, n, "no values on one side")
             result.details["histogram"] = histogram
@@ -396,6 +394,17 @@ def _from_profile(
         else:
             tally.categories[i] = dict(saved.categories)
     return bins, tally, identifiers
+
+
+def _category_histogram(keys: list[str], ref_counts: np.ndarray, cur_counts: np.ndarray, shown: int) -> Histogram:
+    """The first ``shown`` categories (the reference's most frequent first, then new ones), the rest as one
+    "(other)" bar."""
+    labels, ref_shown, cur_shown = keys[:shown], ref_counts[:shown].tolist(), cur_counts[:shown].tolist()
+    if len(keys) > shown:
+        labels = [*labels, "(other)"]
+        ref_shown.append(float(ref_counts[shown:].sum()))
+        cur_shown.append(float(cur_counts[shown:].sum()))
+    return Histogram(labels, ref_shown, cur_shown)
 
 
 def histograms(assessed: list[Assessment]) -> dict[str, Histogram]:

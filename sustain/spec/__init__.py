@@ -1,7 +1,8 @@
 """The monitor spec: one model's features, outputs, label, windows, indicators, alert rules and actions.
 
-``models`` holds the pydantic models, ``alerts`` the alert rules and actions, ``loader`` reads YAML files
-with line-numbered errors. The models are re-exported here: ``from sustain.spec import ModelSpec``.
+``models`` holds the pydantic models, ``alerts`` the alert rules and actions, ``release`` the standards and the
+policy of the release pipeline, ``loader`` reads YAML files with line-numbered errors. The models are
+re-exported here: ``from sustain.spec import ModelSpec``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from sustain.spec.models import (
     Output,
     OutputKind,
     ReferenceSettings,
+    Retention,
 )
+from sustain.spec.release import ReleaseSettings
 
 __all__ = [
     "COLUMN_NAME",
@@ -38,4 +41,6 @@ __all__ = [
     "Output",
     "OutputKind",
     "ReferenceSettings",
+    "ReleaseSettings",
+    "Retention",
 ]

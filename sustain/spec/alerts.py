@@ -17,12 +17,14 @@
         actions: [on-call]
 
     actions:
-      team-slack: {type: slack, url: "${SLACK_WEBHOOK_URL}"}
-      retrain: {type: retrain, url: "http://trainer:8080/retrain", secret: "${RETRAIN_SECRET}"}
-      on-call: {type: webhook, url: "https://pager.example/hook", secret: "${PAGER_SECRET}", retries: 5}
+      team-slack: {type: slack, url: "${SUSTAIN_SECRET_SLACK_URL}"}
+      retrain: {type: retrain, url: "http://trainer:8080/retrain", secret: "${SUSTAIN_SECRET_RETRAIN}"}
+      on-call: {type: webhook, url: "https://pager.example/hook", secret: "${SUSTAIN_SECRET_PAGER}", retries: 5}
 
 Values written ``${NAME}`` are read from the environment when the action runs,
-so secrets never sit in the spec file or the store.
+so secrets never sit in the spec file or the store. Only names starting
+``SUSTAIN_SECRET_`` and those the config file lists under ``action_env`` are
+read (:mod:`sustain.spec.secrets`).
 """
 
 from __future__ import annotations

@@ -40,14 +40,17 @@ from pydantic import (
 
 from sustain.durations import format_duration, parse_duration
 from sustain.spec.alerts import ActionSpec, AlertRule, Threshold, conditions
+from sustain.spec.release import ReleaseSettings
+from sustain.spec.secrets import EnvPolicy, env_references
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
 OutputKind = Literal["class_label", "class_scores", "probability", "regression"]
 LabelKind = Literal["class_label", "regression"]
 
-GRAPH_NODE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-COLUMN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .:/()\[\]-]{0,127}$")
+GRAPH_NODE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # always fullmatch: "$" lets a trailing newline in
+COLUMN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .:/()\[\]-]{0,127}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_COLUMNS = frozenset({"prediction", "label"})
 
 
@@ -56,7 +59,7 @@ class _Strict(BaseModel):
 
 
 def _check_column_name(name: str, what: str) -> str:
-    if not COLUMN_NAME.match(name) or name != name.strip():
+    if not COLUMN_NAME.fullmatch(name) or name != name.strip():
         raise ValueError(
             f"{what} name {name!r} must be 1-128 characters: letters, digits, and _ . : / ( ) [ ] - or space, "
             "not starting with a symbol or space"
@@ -126,8 +129,9 @@ class Output(_Strict):
     """One thing the model says.
 
     ``class_label`` is the predicted class; ``class_scores`` one score per class
-    (sent as a list in class order or a {class: score} object); ``probability``
-    a single score (e.g. of the positive class); ``regression`` a number.
+    (sent as a list in class order or a {class: score} object; matched to the
+    label's classes by name); ``probability`` the score of the label's
+    ``positive_class`` (the last class when none is named); ``regression`` a number.
     """
 
     name: str
@@ -159,7 +163,16 @@ class Label(_Strict):
 
     kind: LabelKind
     classes: StrList | None = None
-    positive_class: str | None = None
+    positive_class: str | None = Field(
+        default=None,
+        description="the positive class of binary metrics and estimates, and the class a probability output is "
+        "the score of (default: the last class)",
+    )
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _positive_as_str(cls, v: Any) -> Any:
+        return _as_str_list([v])[0] if v is not None else None
 
     @field_validator("classes")
     @classmethod
@@ -181,8 +194,52 @@ class ReferenceSettings(_Strict):
     bins: int = Field(default=20, ge=2, le=1000, description="quantile bins per numeric feature")
     max_categories: int = Field(default=100, ge=2, le=10_000)
     sample_size: int = Field(default=5000, ge=100, le=1_000_000, description="bounded sample kept")
+    labelled_sample_size: int = Field(
+        default=50_000,
+        ge=0,
+        le=1_000_000,
+        description="labelled reference rows kept (outputs and label only) to recalibrate scores for "
+        "estimated_performance",
+    )
     path: str | None = Field(default=None, description="file loaded at start-up if no reference is stored")
     version: str | None = None
+
+
+class Retention(_Strict):
+    """How long the embedded engine keeps what grows with traffic.
+
+    ``events``: raw events (and labels) whose time is older than this are deleted once every transform has
+    folded them into the window aggregates; aggregates, indicator documents and alerts are kept. ``dedup``: an
+    event id that arrives again within this long of its first arrival is stored once (the dedup index holds
+    the ids of this long of traffic, about 100 bytes each, and no more).
+
+    >>> Retention().events, Retention().dedup
+    ('30d', '1h')
+    """
+
+    events: str = Field(default="30d", description="raw events and labels older than this are deleted")
+    dedup: str = Field(default="1h", description="a repeated event id is recognised for this long after it arrived")
+
+    @field_validator("events", "dedup")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if parse_duration(v) < 1:
+            raise ValueError(f"{v!r} is shorter than one second")
+        return format_duration(parse_duration(v))
+
+    @model_validator(mode="after")
+    def _dedup_within_events(self) -> Retention:
+        if parse_duration(self.dedup) > parse_duration(self.events):
+            raise ValueError("dedup may not be longer than events: deleted events cannot be told apart from new ones")
+        return self
+
+    @property
+    def events_seconds(self) -> float:
+        return parse_duration(self.events)
+
+    @property
+    def dedup_seconds(self) -> float:
+        return parse_duration(self.dedup)
 
 
 class IndicatorSpec(_Strict):
@@ -232,7 +289,7 @@ class CloudEventsMapping(_Strict):
     @field_validator("node")
     @classmethod
     def _node(cls, v: str | None) -> str | None:
-        if v is not None and not GRAPH_NODE.match(v):
+        if v is not None and not GRAPH_NODE.fullmatch(v):
             raise ValueError(f"node {v!r} must be a graph node name: lowercase letters, digits and '-', at most 63")
         return v
 
@@ -276,6 +333,11 @@ class ModelSpec(_Strict):
     outputs: Annotated[list[Output], BeforeValidator(_mapping_to_list)] = Field(default_factory=list)
     label: Label | None = None
     windows: list[str] = Field(default_factory=lambda: ["1h"])
+    late_arrival: str = Field(
+        default="5s",
+        description="how long after a window ends its events may still arrive: the window is final, and alert "
+        "rules judge it, once its end plus this delay has passed",
+    )
     reference: ReferenceSettings = Field(default_factory=ReferenceSettings)
     indicators: list[IndicatorSpec] | None = Field(
         default=None, description="default: the built-in set that fits the model"
@@ -287,11 +349,13 @@ class ModelSpec(_Strict):
         default="keep", description="keep undeclared features in the event's extra field, or reject the event"
     )
     cloudevents: CloudEventsMapping = Field(default_factory=CloudEventsMapping)
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings)
+    retention: Retention = Field(default_factory=Retention)
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not MODEL_NAME.match(v):
+        if not MODEL_NAME.fullmatch(v):
             raise ValueError(
                 f"model name {v!r} must be 1-63 lowercase letters, digits, '_' or '-', starting with a letter "
                 "or digit (it names indices and URLs)"
@@ -307,6 +371,12 @@ class ModelSpec(_Strict):
     @classmethod
     def _default_version(cls, v: Any) -> Any:
         return None if v is None else str(v)
+
+    @field_validator("late_arrival")
+    @classmethod
+    def _late_arrival(cls, v: str) -> str:
+        parse_duration(v)
+        return v
 
     @field_validator("windows")
     @classmethod
@@ -371,6 +441,10 @@ class ModelSpec(_Strict):
     def window_seconds(self) -> list[float]:
         return [parse_duration(w) for w in self.windows]
 
+    @property
+    def late_arrival_seconds(self) -> float:
+        return parse_duration(self.late_arrival)
+
     def feature(self, name: str) -> Feature | None:
         for f in self.features:
             if f.name == name:
@@ -384,10 +458,38 @@ class ModelSpec(_Strict):
         return None
 
 
+def check_env_references(spec: ModelSpec, policy: EnvPolicy) -> None:
+    """ValueError naming the first action option that reads an environment variable ``policy`` does not allow."""
+    for name, action in spec.actions.items():
+        for variable in env_references(action.options):
+            if not policy.allows(variable):
+                raise ValueError(
+                    f"action {name!r} of model {spec.name!r} reads ${{{variable}}}, which actions may not read; "
+                    f"use {policy.describe()}"
+                )
+
+
 class MonitorConfig(_Strict):
     """The contents of a ``sustain.yaml`` file."""
 
     models: list[ModelSpec] = Field(min_length=1)
+    action_env: list[str] = Field(
+        default_factory=list,
+        description="environment variables action options may read as ${NAME}, besides SUSTAIN_SECRET_*",
+    )
+
+    @field_validator("action_env")
+    @classmethod
+    def _action_env(cls, v: list[str]) -> list[str]:
+        bad = [n for n in v if not ENV_NAME.fullmatch(n)]
+        if bad:
+            raise ValueError(f"action_env lists {bad[0]!r}, which is not an environment variable name")
+        EnvPolicy(frozenset(v))  # refuses the service's own credentials
+        return v
+
+    @property
+    def env_policy(self) -> EnvPolicy:
+        return EnvPolicy(frozenset(self.action_env))
 
     @model_validator(mode="after")
     def _unique_models(self) -> MonitorConfig:
@@ -398,6 +500,8 @@ class MonitorConfig(_Strict):
         clash = cloudevents_clash(self.models)
         if clash:
             raise ValueError(clash)
+        for model in self.models:
+            check_env_references(model, self.env_policy)
         return self
 
     def model(self, name: str) -> ModelSpec | None:

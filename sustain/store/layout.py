@@ -26,10 +26,12 @@ Source = Literal["feature", "output"]
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 # Envelope columns every event carries, in storage order. ``seq`` is the ingest sequence
-# (monotonic, assigned at commit) that transforms checkpoint on; ``eid`` the dedup key.
+# (monotonic, assigned at commit) that transforms checkpoint on; ``eid`` the event's id as a UUID. Repeated ids
+# are found in a dedup index over a bounded horizon (the embedded store's ``dd:<model>`` table), never by an
+# index over every event ever stored: that one would hold every id in memory for ever.
 ENVELOPE: tuple[tuple[str, pa.DataType, str], ...] = (
     ("seq", pa.int64(), "BIGINT NOT NULL"),
-    ("eid", pa.string(), "UUID PRIMARY KEY"),
+    ("eid", pa.string(), "UUID NOT NULL"),
     ("event_id", pa.string(), "VARCHAR"),
     ("request_id", pa.string(), "VARCHAR"),
     ("version", pa.string(), "VARCHAR NOT NULL"),

@@ -6,9 +6,11 @@ so an acknowledged event is a durable event. While one commit runs, new
 batches queue up and the next commit takes all of them at once (group commit),
 which keeps throughput high without giving up per-request durability.
 
-The queue is bounded by events: past the bound, submissions fail fast with
-:class:`~sustain.errors.Overloaded` (HTTP 429 + Retry-After) instead of growing
-memory.
+The queue is bounded twice, and past either bound a submission fails at once
+with :class:`~sustain.errors.Overloaded` (HTTP 429 + Retry-After) instead of
+growing memory or making its caller wait: by events (``max_pending_events``) and
+by time (``max_queue_seconds``: the events queued ahead, at the commit rate
+measured so far, would take longer than that to commit).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ T = TypeVar("T")
 
 CommitObserver = Callable[[int, float], None]
 
+MEASURED_EVENTS = 2_000
+
 
 @dataclass
 class _Job:
@@ -46,10 +50,13 @@ class Writer:
         *,
         max_pending_events: int = 500_000,
         max_commit_events: int = 100_000,
+        max_queue_seconds: float | None = None,
         on_commit: CommitObserver | None = None,
     ) -> None:
         self.store = store
         self.max_pending_events = max_pending_events
+        self.max_queue_seconds = max_queue_seconds
+        self.rate: float | None = None  # events committed per second of commit time, smoothed
         self.max_commit_events = max_commit_events
         self._on_commit = on_commit
         self._jobs: deque[_Job] = deque()
@@ -82,15 +89,30 @@ class Writer:
         with self._cond:
             if self._stopping:
                 raise StoreError("the writer is shutting down")
-            if job.weight and self._pending + job.weight > self.max_pending_events and self._pending > 0:
-                raise Overloaded(
-                    f"ingest queue is full ({self._pending} events waiting to commit); retry shortly",
-                    retry_after=1.0,
-                )
+            if job.weight and self._pending > 0:
+                if self._pending + job.weight > self.max_pending_events:
+                    raise Overloaded(
+                        f"ingest queue is full ({self._pending} events waiting to commit); retry shortly",
+                        retry_after=1.0,
+                    )
+                wait = self.expected_wait(job.weight)
+                if self.max_queue_seconds is not None and wait > self.max_queue_seconds:
+                    raise Overloaded(
+                        f"ingest queue is full: {self._pending} events wait to commit, about {wait:.1f}s of work; "
+                        "retry shortly",
+                        retry_after=max(1.0, wait - self.max_queue_seconds),
+                    )
             self._pending += job.weight
             self._jobs.append(job)
             self._cond.notify()
         return job.future
+
+    def expected_wait(self, extra: int = 0) -> float:
+        """Seconds until the queued events and ``extra`` more would be committed, at the measured rate (0 before
+        a commit large enough to measure it)."""
+        if not self.rate:
+            return 0.0
+        return (self._pending + extra) / self.rate
 
     def submit_events(self, batch: EventBatch) -> Future[AppendResult]:
         return self._enqueue(_Job(events=batch, weight=max(batch.table.num_rows, 1)))
@@ -115,6 +137,14 @@ class Writer:
                 group.append(job)
                 total += job.weight
             return group
+
+    def _measure(self, events: int, seconds: float) -> None:
+        # Small commits are mostly fixed cost and would make the rate look far lower than a long queue
+        # (committed in large groups) drains at: only groups of MEASURED_EVENTS or more are measured.
+        if events < MEASURED_EVENTS:
+            return
+        sample = events / max(seconds, 1e-6)
+        self.rate = sample if self.rate is None else 0.8 * self.rate + 0.2 * sample
 
     def _release(self, group: list[_Job]) -> None:
         with self._cond:
@@ -147,8 +177,10 @@ class Writer:
                         job.future.set_exception(error)
                     continue
                 self.commits += 1
+                seconds = time.perf_counter() - started
+                self._measure(sum(j.weight for j in group), seconds)
                 if self._on_commit is not None:
-                    self._on_commit(sum(r.inserted for r in results), time.perf_counter() - started)
+                    self._on_commit(sum(r.inserted for r in results), seconds)
                 for job, result in zip(group, results, strict=True):
                     job.future.set_result(result)
             finally:

@@ -5,7 +5,9 @@ output it keeps the bin edges (quantile bins for numbers; the category set,
 with room for unseen values, for categories), the counts in those bins,
 summary statistics, and a bounded sample for the tests that need raw values.
 Drift is then computed from window aggregates against the profile; the raw
-reference is not needed again.
+reference is not needed again. With a label, a second and larger bounded
+sample keeps only the outputs and the label of labelled rows: estimation
+recalibrates the model's scores on it.
 
 Bins are right-closed, ``(-inf, e0], (e0, e1], ..., (e_last, +inf)``, the
 convention of DuckDB's ``histogram(x, boundaries)`` and of the Elasticsearch
@@ -23,6 +25,7 @@ convention of DuckDB's ``histogram(x, boundaries)`` and of the Elasticsearch
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sustain.transforms.bins import OTHER as OTHER  # one name for the bin, re-exported for the transforms
+from sustain.transforms.edges import quantile_edges
 
 QUANTILE_POINTS = 101
 
@@ -67,7 +71,7 @@ class ColumnProfile:
     def bin_counts(self, values: npt.NDArray[np.float64]) -> list[int]:
         """Counts of ``values`` in this profile's bins (NaN ignored)."""
         assert self.edges is not None
-        finite = values[~np.isnan(values)]
+        finite = values[np.isfinite(values)]
         idx = np.searchsorted(np.asarray(self.edges), finite, side="left")
         return [int(c) for c in np.bincount(idx, minlength=len(self.edges) + 1)]
 
@@ -94,6 +98,8 @@ class ReferenceProfile:
     columns: dict[str, ColumnProfile]
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     sample: dict[str, list[Any]] = field(default_factory=dict)
+    # Labelled rows, outputs and label only, bounded on their own (larger) budget: what estimation recalibrates on.
+    labelled: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         body = asdict(self)
@@ -103,7 +109,7 @@ class ReferenceProfile:
     @classmethod
     def from_json(cls, data: bytes | str) -> ReferenceProfile:
         body = orjson.loads(data)
-        columns = {k: ColumnProfile(**v) for k, v in body.pop("columns").items()}
+        columns = {k: _readable(ColumnProfile(**v)) for k, v in body.pop("columns").items()}
         created = datetime.fromisoformat(body.pop("created_at"))
         return cls(columns=columns, created_at=created, **body)
 
@@ -121,6 +127,15 @@ class ReferenceProfile:
         return np.asarray(values, dtype=np.float64)
 
 
+def _readable(column: ColumnProfile) -> ColumnProfile:
+    """A stored column profile whose edges are all numbers. Profiles stored before infinity was refused may
+    hold an edge JSON wrote as null: such a column is read as unbinned (no drift on it) until a new reference
+    replaces the profile, instead of failing every transform of the model."""
+    if column.edges is not None and any(e is None or not math.isfinite(e) for e in column.edges):
+        column.edges = column.counts = None
+    return column
+
+
 def binning_profile(profiles: list[ReferenceProfile], version: str | None) -> ReferenceProfile | None:
     """The profile whose bins every window of a model uses: ``version`` (the spec's reference version) when it
     is among ``profiles``, else the first reference uploaded (``profiles`` are oldest first)."""
@@ -129,15 +144,6 @@ def binning_profile(profiles: list[ReferenceProfile], version: str | None) -> Re
             if p.version == version:
                 return p
     return profiles[0] if profiles else None
-
-
-def _quantile_edges(values: npt.NDArray[np.float64], bins: int) -> list[float]:
-    distinct = np.unique(values)
-    if len(distinct) <= bins:
-        # Few distinct values: one bin per value, exact for discrete features.
-        return [float(v) for v in distinct[:-1]]
-    qs = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1], method="linear")
-    return [float(v) for v in np.unique(qs)]
 
 
 def numeric_values(arr: pa.ChunkedArray | pa.Array, kind: str) -> npt.NDArray[np.float64]:
@@ -158,11 +164,13 @@ def numeric_values(arr: pa.ChunkedArray | pa.Array, kind: str) -> npt.NDArray[np
 def numeric_profile(
     column: str, kind: str, values: npt.NDArray[np.float64], bins: int, edges: list[float] | None = None
 ) -> ColumnProfile:
-    finite = values[~np.isnan(values)]
+    # Infinity is never a bin edge or a statistic (the collector refuses it; a profile is built from what is
+    # stored): it counts as missing, like NaN.
+    finite = values[np.isfinite(values)]
     profile = ColumnProfile(column=column, kind=kind, n=len(values), missing=int(len(values) - len(finite)))
     if len(finite) == 0:
         return profile
-    profile.edges = edges if edges is not None else _quantile_edges(finite, bins)
+    profile.edges = edges if edges is not None else quantile_edges(finite, bins).tolist()
     profile.counts = profile.bin_counts(finite)
     profile.mean = float(finite.mean())
     profile.std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
@@ -196,6 +204,7 @@ def build_profile(
     sample_size: int = 5000,
     binning: ReferenceProfile | None = None,
     seed: int = 0,
+    labelled_size: int = 0,
 ) -> ReferenceProfile:
     """Profile every column of ``table`` named in ``kinds`` (storage column → kind).
 
@@ -218,7 +227,20 @@ def build_profile(
     take = np.sort(rng.choice(rows, size=min(rows, sample_size), replace=False)) if rows else np.array([], int)
     sampled = table.take(pa.array(take, pa.int64())) if rows else table
     sample = {name: _plain(sampled.column(name)) for name in kinds if name in table.column_names}
-    return ReferenceProfile(model=model, version=version, rows=rows, columns=columns, sample=sample)
+    labelled = _labelled_sample(table, [name for name in kinds if name.startswith("o:")], labelled_size, rng)
+    return ReferenceProfile(model=model, version=version, rows=rows, columns=columns, sample=sample, labelled=labelled)
+
+
+def _labelled_sample(table: pa.Table, outputs: list[str], size: int, rng: np.random.Generator) -> dict[str, list[Any]]:
+    """Up to ``size`` rows that have a label, with the outputs and the label only."""
+    if size <= 0 or "label" not in table.column_names:
+        return {}
+    rows = np.flatnonzero(np.asarray(table.column("label").is_valid().to_numpy(zero_copy_only=False), dtype=bool))
+    if rows.size == 0:
+        return {}
+    take = np.sort(rng.choice(rows, size=min(rows.size, size), replace=False))
+    chosen = table.select([c for c in [*outputs, "label"] if c in table.column_names]).take(pa.array(take, pa.int64()))
+    return {name: _plain(chosen.column(name)) for name in chosen.column_names}
 
 
 def _plain(arr: pa.ChunkedArray) -> list[Any]:

@@ -13,7 +13,7 @@ from typing import Protocol
 from sustain.spec import ModelSpec
 from sustain.transforms.plan import TransformPlan
 from sustain.transforms.profile import ReferenceProfile
-from sustain.transforms.runner_report import RunBatch, RunReport
+from sustain.transforms.runner_report import RetentionReport, RunBatch, RunReport
 from sustain.transforms.window import WindowAggregates
 
 
@@ -56,3 +56,10 @@ class Transformer(Protocol):
 
     def run_plans(self, plans: Sequence[TransformPlan]) -> RunBatch:
         """Bring many plans up to date at once; a plan that fails is reported apart and the others go on."""
+
+
+class Retainer(Protocol):
+    """Deletes what grows with traffic once it is no longer needed (raw events and labels past
+    ``retention.events`` that every window has folded in, dedup ids past ``retention.dedup``)."""
+
+    def sweep(self, spec: ModelSpec, now: datetime) -> RetentionReport: ...

@@ -31,6 +31,7 @@ def _build(spec: ModelSpec, store: Store, version: str, binning: ReferenceProfil
         max_categories=settings.max_categories,
         sample_size=settings.sample_size,
         binning=binning,
+        labelled_size=settings.labelled_sample_size if spec.label is not None else 0,
     )
 
 

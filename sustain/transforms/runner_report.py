@@ -1,4 +1,5 @@
-"""What one transform run did (shared by the embedded runner and the Elasticsearch transform manager)."""
+"""What one transform run did (shared by the embedded runner and the Elasticsearch transform manager), and what
+one retention sweep deleted."""
 
 from __future__ import annotations
 
@@ -17,6 +18,19 @@ class RunReport:
     rebuilt: bool
     checkpoint: int
     touched: frozenset[tuple[str, datetime]] = frozenset()  # (version, bucket) windows that changed
+    # A rebuild after retention recomputes only the windows from here on (older ones lost their raw events)
+    rebuilt_from: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    """What one retention sweep of one model deleted."""
+
+    model: str
+    events: int
+    labels: int
+    ids: int
+    kept_from: datetime | None  # raw events before this time are gone (None: nothing deleted yet)
 
 
 @dataclass(frozen=True)

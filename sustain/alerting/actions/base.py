@@ -16,6 +16,7 @@ from sustain.alerting.documents import Alert
 from sustain.durations import parse_duration
 from sustain.errors import SustainError
 from sustain.spec.alerts import ActionSpec
+from sustain.spec.secrets import EnvPolicy, redact_options, scrub
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
@@ -61,22 +62,43 @@ class AlertEvent:
         return {"event": self.kind, "delivery_id": self.delivery_id, "alert": self.alert.to_json(), **self.extra}
 
 
-def expand_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace ``${NAME}`` with environment values (recursively); a missing variable is an error."""
+def expand_env(
+    value: Any,
+    environ: Mapping[str, str] | None = None,
+    policy: EnvPolicy | None = None,
+    expanded: set[str] | None = None,
+) -> Any:
+    """Replace ``${NAME}`` with environment values (recursively).
+
+    Only names ``policy`` allows are read (``SUSTAIN_SECRET_*`` by default); any other name, or a missing
+    variable, is an error. Every value put in is added to ``expanded``, so callers can keep it out of logs.
+
+    >>> expand_env("${SUSTAIN_SECRET_X}/hook", {"SUSTAIN_SECRET_X": "https://h"})
+    'https://h/hook'
+    >>> expand_env("${SUSTAIN_WRITE_TOKENS}", {"SUSTAIN_WRITE_TOKENS": "t"})
+    Traceback (most recent call last):
+    ...
+    sustain.alerting.actions.base.ActionFailed: action options may not read ${SUSTAIN_WRITE_TOKENS}; use ...
+    """
     env = os.environ if environ is None else environ
+    allowed = policy or EnvPolicy()
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
+            if not allowed.allows(name):
+                raise ActionFailed(f"action options may not read ${{{name}}}; use {allowed.describe()}", retry=False)
             if name not in env:
                 raise ActionFailed(f"environment variable {name} is not set", retry=False)
+            if expanded is not None:
+                expanded.add(env[name])
             return env[name]
 
         return _ENV.sub(replace, value)
     if isinstance(value, dict):
-        return {k: expand_env(v, env) for k, v in value.items()}
+        return {k: expand_env(v, env, allowed, expanded) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, env) for v in value]
+        return [expand_env(v, env, allowed, expanded) for v in value]
     return value
 
 
@@ -101,6 +123,15 @@ def _lookup(fields: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def _hidden(value: Any, shown: Any) -> list[str]:
+    """The strings of ``value`` that its redacted form ``shown`` hides."""
+    if isinstance(value, str):
+        return [value] if value != shown else []
+    if isinstance(value, dict) and isinstance(shown, dict):
+        return [s for k, v in value.items() for s in _hidden(v, shown.get(k))]
+    return []
+
+
 class Action(abc.ABC):
     """Base class of actions. Subclasses set ``type`` and implement ``run``."""
 
@@ -110,20 +141,30 @@ class Action(abc.ABC):
     )
     once_per_alert: ClassVar[bool] = False  # retrain: one run per firing, however often the rule re-fires
 
+    # The environment variables options may read; the dispatcher sets the service's (config ``action_env``).
+    env_policy: EnvPolicy = EnvPolicy()
+
     def __init__(self, name: str, spec: ActionSpec) -> None:
         self.name = name
         self.spec = spec
         self.timeout = parse_duration(spec.timeout)
         self.retries = spec.retries
         self.backoff = parse_duration(spec.backoff)
+        self._secrets: set[str] = set()
 
     def option(self, key: str, default: Any = None, *, required: bool = False) -> Any:
+        """An option's value with ``${NAME}`` expanded (allowed names only); what was put in counts as secret."""
         options = self.spec.options
         if key not in options:
             if required:
                 raise ActionFailed(f"action {self.name!r} ({self.type}) needs the option {key!r}", retry=False)
             return default
-        return expand_env(options[key])
+        return expand_env(options[key], policy=self.env_policy, expanded=self._secrets)
+
+    def redact(self, text: str) -> str:
+        """``text`` fit for a log line or an alert document: expanded values and secret options as ``***``."""
+        options = self.spec.options
+        return scrub(text, [*self._secrets, *_hidden(options, redact_options(self.type, options))])
 
     @abc.abstractmethod
     def run(self, event: AlertEvent) -> str:

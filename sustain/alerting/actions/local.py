@@ -10,6 +10,7 @@ import subprocess
 import orjson
 
 from sustain.alerting.actions.base import Action, ActionFailed, AlertEvent, render
+from sustain.spec.secrets import SERVICE_CREDENTIALS
 
 log = logging.getLogger("sustain.alerts")
 
@@ -32,11 +33,16 @@ class Log(Action):
         return "logged"
 
 
+def child_environment() -> dict[str, str]:
+    """The environment a program started by an action gets: the service's, without its credentials."""
+    return {k: v for k, v in os.environ.items() if k not in SERVICE_CREDENTIALS}
+
+
 def run_command(command: str | list[str], event: AlertEvent, timeout: float) -> str:
     """Run ``command`` with the alert as JSON on stdin and as SUSTAIN_ALERT_* variables; exit 0 is success."""
     argv = shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
     fields = event.fields()
-    env = {**os.environ}
+    env = child_environment()
     for key in ("alert_id", "rule", "model", "version", "severity", "event", "status"):
         env[f"SUSTAIN_ALERT_{key.upper()}"] = str(fields.get(key) or "")
     env["SUSTAIN_DELIVERY_ID"] = event.delivery_id

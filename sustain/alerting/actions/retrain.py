@@ -11,7 +11,6 @@ One of three ways, by option:
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ import orjson
 
 from sustain.alerting.actions.base import Action, ActionFailed, AlertEvent, render
 from sustain.alerting.actions.http import post_json
-from sustain.alerting.actions.local import run_command
+from sustain.alerting.actions.local import child_environment, run_command
 from sustain.alerting.signing import sign
 
 
@@ -64,7 +63,7 @@ class Retrain(Action):
         try:
             with open(log_file, "ab") as out:
                 process = subprocess.Popen(
-                    argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ}, start_new_session=True
+                    argv, stdout=out, stderr=subprocess.STDOUT, env=child_environment(), start_new_session=True
                 )
         except OSError as exc:
             raise ActionFailed(f"cannot start mlflow run: {exc.strerror}", retry=False) from exc

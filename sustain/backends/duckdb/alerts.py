@@ -6,7 +6,7 @@ from datetime import datetime
 
 import orjson
 
-from sustain.alerting.documents import Alert, Attempt, Silence
+from sustain.alerting.documents import ALERT_TIMES, Alert, Attempt, RuleState, Silence
 from sustain.backends.duckdb.store import DuckDBStore
 
 
@@ -22,12 +22,16 @@ class DuckDBAlerts:
                 " body JSON)"
             )
             con.execute("CREATE TABLE IF NOT EXISTS _silences (id VARCHAR PRIMARY KEY, ends_at TIMESTAMPTZ, body JSON)")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS _rule_states (model VARCHAR, rule VARCHAR, body JSON,"
+                " PRIMARY KEY (model, rule))"
+            )
 
     def _load(self, body: str) -> Alert:
         data = orjson.loads(body)
         data["attempts"] = [Attempt.from_json(a) for a in data["attempts"]]
-        for name in ("started_at", "updated_at", "resolved_at", "last_notified_at"):
-            if data[name] is not None:
+        for name in ALERT_TIMES:
+            if data.get(name) is not None:
                 data[name] = datetime.fromisoformat(data[name].replace("Z", "+00:00"))
         return Alert(**data)
 
@@ -120,3 +124,18 @@ class DuckDBAlerts:
             found = con.execute("SELECT count(*) FROM _silences WHERE id = ?", [silence_id]).fetchall()[0][0]
             con.execute("DELETE FROM _silences WHERE id = ?", [silence_id])
         return bool(found)
+
+    def rule_state(self, model: str, rule: str) -> RuleState:
+        rows = (
+            self.store.cursor()
+            .execute("SELECT body FROM _rule_states WHERE model = ? AND rule = ?", [model, rule])
+            .fetchall()
+        )
+        return RuleState.from_json(orjson.loads(rows[0][0])) if rows else RuleState(model, rule)
+
+    def put_rule_state(self, state: RuleState) -> None:
+        with self.store.transaction() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO _rule_states VALUES (?, ?, ?)",
+                [state.model, state.rule, orjson.dumps(state.to_json()).decode()],
+            )

@@ -85,10 +85,13 @@ class DuckDBIndicators:
             ("win = ?", q.window),
             ("status = ?", q.status),
             ("metric = ?", q.metric),
+            ("computed_at > ?", q.computed_since),
         ):
             if value is not None:
                 where.append(sql)
                 params.append(value)
+        if q.final:
+            where.append("NOT partial")
         condition = " AND ".join(where)
         if q.latest:
             sql = (

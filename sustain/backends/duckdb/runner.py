@@ -52,6 +52,11 @@ class _Work:
     events: int = 0
     partials: int = 0
     labels: Checkpoint | None = None
+    source: str = ""  # the events read: the model's table, or its events from the retention cut on
+    rebuilt_from: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.source = self.source or events_table(self.plan.model)
 
 
 class TransformRunner:
@@ -132,13 +137,20 @@ class TransformRunner:
         started = time.perf_counter()
         checkpoint = checkpoints.get(plan.id)
         rebuilt = False
+        since: datetime | None = None
         if checkpoint is None or checkpoint.fingerprint != plan.fingerprint:
             rebuilt = checkpoint is not None
+            # After retention, only the windows whose raw events are all still there are rebuilt; the older
+            # ones keep the partials (and indicator documents) computed on the bins of their time.
+            since = self.windows.retained_from(plan.model)
             if rebuilt:
                 log.info("transform %s changed (new bins or columns): rebuilding its windows", plan.id)
-            self.windows.reset_partials(plan)
+            self.windows.reset_partials(plan, since)
             checkpoint = Checkpoint(plan.id, 0, plan.fingerprint)
         job = _Work(plan, started, checkpoint.seq, self.store.committed_seq(plan.model), rebuilt, checkpoint)
+        if since is not None:
+            job.source = f"(SELECT * FROM {job.source} WHERE ts >= TIMESTAMPTZ '{since.isoformat()}')"
+            job.rebuilt_from = since if rebuilt else None
         job.touched.update(self._labelled_windows(job, checkpoints))
         return job
 
@@ -147,7 +159,7 @@ class TransformRunner:
         end = min(job.upto, job.done + self.chunk_seq)
         if end <= job.done:
             return Merge(job.plan, PARTIAL_SCHEMA.empty_table(), job.done)
-        events = self.store.sql(read_sql(job.plan, events_table(job.plan.model)), [job.done, end])
+        events = self.store.sql(read_sql(job.plan, job.source), [job.done, end])
         delta = partials(job.plan, events)
         job.events += event_count(delta)
         job.partials += delta.num_rows
@@ -179,7 +191,16 @@ class TransformRunner:
 
     def _report(self, job: _Work) -> RunReport:
         seconds = time.perf_counter() - job.started
-        return RunReport(job.plan.id, job.events, job.partials, seconds, job.rebuilt, job.done, frozenset(job.touched))
+        return RunReport(
+            job.plan.id,
+            job.events,
+            job.partials,
+            seconds,
+            job.rebuilt,
+            job.done,
+            frozenset(job.touched),
+            job.rebuilt_from,
+        )
 
     def _labelled_windows(self, job: _Work, checkpoints: dict[str, Checkpoint]) -> set[tuple[str, datetime]]:
         """Windows whose events got labels since the last run: their label metrics must be recomputed.

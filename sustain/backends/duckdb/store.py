@@ -86,6 +86,15 @@ def reference_table(model: str) -> str:
     return quote(f"ref:{model}")
 
 
+def dedup_table(model: str) -> str:
+    """The ids of the events that arrived within the model's dedup horizon (``retention.dedup``)."""
+    return quote(f"dd:{model}")
+
+
+_EVENT_COLUMNS = "seq, eid, event_id, request_id, version, ts, received_at, latency_ms, error, tags, extra, invalid"
+RETENTION_CHUNK = 200_000  # rows deleted per transaction, so a sweep never holds up ingest for long
+
+
 def parse_duckdb_uri(uri: str) -> tuple[str, dict[str, str]]:
     """``duckdb:///./data/x.duckdb`` → ('./data/x.duckdb', {}); ``duckdb:///:memory:`` → (':memory:', {}).
 
@@ -203,7 +212,12 @@ class DuckDBStore:
         layout = Layout.of(spec)
         label_sql = label_types(spec.label.kind)[1] if spec.label else "VARCHAR"
         with self.transaction() as con:
-            self._migrate(con, f"ev:{spec.name}", layout.sql_columns(), primary="eid")
+            self._migrate(con, f"ev:{spec.name}", layout.sql_columns())
+            self._drop_event_primary_key(con, spec)
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {dedup_table(spec.name)}"
+                " (eid UUID PRIMARY KEY, seq BIGINT NOT NULL, arrived BIGINT NOT NULL)"
+            )
             self._migrate(
                 con,
                 f"lb:{spec.name}",
@@ -230,12 +244,45 @@ class DuckDBStore:
             )
         self._remember(spec)
 
+    def _drop_event_primary_key(self, con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> None:
+        """Stores made before the dedup horizon kept ``eid UUID PRIMARY KEY`` on the events table: an in-memory
+        index over every event id ever stored. Copy the table without it (once), and seed the dedup index with
+        the ids that arrived within the horizon."""
+        table = f"ev:{spec.name}"
+        keyed = con.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
+            [table],
+        ).fetchall()[0][0]
+        if not keyed:
+            return
+        columns = con.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = ?"
+            " ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        body = ", ".join(f"{quote(n)} {t}{'' if nullable == 'YES' else ' NOT NULL'}" for n, t, nullable in columns)
+        names = ", ".join(quote(n) for n, _, _ in columns)
+        staging = quote(f"{table}:unkeyed")
+        con.execute(f"CREATE TABLE {staging} ({body})")
+        con.execute(f"INSERT INTO {staging} ({names}) SELECT {names} FROM {quote(table)}")
+        con.execute(f"DROP TABLE {quote(table)}")
+        con.execute(f"ALTER TABLE {staging} RENAME TO {quote(table)}")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {dedup_table(spec.name)}"
+            " (eid UUID PRIMARY KEY, seq BIGINT NOT NULL, arrived BIGINT NOT NULL)"
+        )
+        since = datetime.now(UTC).timestamp() - spec.retention.dedup_seconds
+        con.execute(
+            f"INSERT OR IGNORE INTO {dedup_table(spec.name)} SELECT eid, seq, epoch(received_at)::BIGINT"
+            f" FROM {quote(table)} WHERE epoch(received_at) >= ?",
+            [since],
+        )
+
     def _migrate(
         self,
         con: duckdb.DuckDBPyConnection,
         table: str,
         columns: list[tuple[str, str]],
-        primary: str | None = None,
         primary_key: str | None = None,
     ) -> None:
         existing = {
@@ -283,9 +330,11 @@ class DuckDBStore:
     def append_events(self, batches: Sequence[EventBatch]) -> list[AppendResult]:
         """One commit for all batches, one INSERT per model.
 
-        Repeated ids are rare (client retries and spool replays), so the plain INSERT runs first; only
-        when the primary key refuses a row does the group run again with INSERT OR IGNORE, which is
-        slower and then needs to find out which batch held the repeats.
+        An event whose id arrived within the model's dedup horizon is stored once: its id goes into the dedup
+        index (``dd:<model>``, a primary key over the ids of the horizon only) in the same transaction as the
+        event. Repeated ids are rare (client retries and spool replays), so the plain INSERT runs first; only
+        when the index refuses a row does the group run again with INSERT OR IGNORE, which names the rows
+        that were new.
         """
         received_at = datetime.now(UTC)
         by_model: dict[str, list[int]] = {}
@@ -319,28 +368,37 @@ class DuckDBStore:
         *,
         ignore: bool,
     ) -> list[int]:
-        """Insert the batches of one model; with ``ignore``, return how many rows of each were new."""
+        """Insert the batches of one model; with ``ignore``, skip repeated ids and return how many rows of each
+        batch were new."""
         layout = self.layout(model)
         table = batches[0].table if len(batches) == 1 else pa.concat_tables([b.table for b in batches])
         start = self._next_seq[model]
         n = table.num_rows
         staged = table.append_column("seq", pa.array(np.arange(start, start + n, dtype=np.int64)))
         values = ", ".join(quote(c.name) for c in layout.value_columns)
-        verb = "INSERT OR IGNORE" if ignore else "INSERT"
         con.register("_staged", staged)
         try:
+            index = f"INTO {dedup_table(model)} SELECT {_EID}, seq, ? FROM _staged WHERE event_id IS NOT NULL"
+            arrived = [int(received_at.timestamp())]
+            where = ""
+            if ignore:  # the rows whose id was new: the first of each id, in batch order
+                new = con.execute(f"INSERT OR IGNORE {index} RETURNING seq", arrived).fetchnumpy()["seq"]
+                con.register("_new", pa.table({"seq": pa.array(np.asarray(new, dtype=np.int64))}))
+                where = " WHERE event_id IS NULL OR seq IN (SELECT seq FROM _new)"
+            else:
+                con.execute(f"INSERT {index}", arrived).fetchall()
             con.execute(
-                f"{verb} INTO {events_table(model)} "
-                f"(seq, eid, event_id, request_id, version, ts, received_at, latency_ms, error, tags, extra,"
-                f" invalid, {values}) "
+                f"INSERT INTO {events_table(model)} ({_EVENT_COLUMNS}, {values}) "
                 f"SELECT seq, {_EID},"
                 " CASE WHEN try_cast(event_id AS UUID)::VARCHAR = event_id THEN NULL ELSE event_id END,"
                 f" request_id, version, ts, ?, latency_ms, error, tags, extra, invalid, {values}"
-                " FROM _staged",
+                f" FROM _staged{where}",
                 [received_at],
             ).fetchall()
         finally:
             _unregister(con, "_staged")
+            if ignore:
+                _unregister(con, "_new")
         if not ignore:
             return [b.table.num_rows for b in batches]
         kept = con.execute(
@@ -349,6 +407,44 @@ class DuckDBStore:
         bounds = np.cumsum([0] + [b.table.num_rows for b in batches]) + start
         per_batch = np.diff(np.searchsorted(np.asarray(kept), bounds))
         return [int(c) for c in per_batch]
+
+    # -- retention ------------------------------------------------------------------------------
+    def forget_ids(self, model: str, arrived_before: datetime) -> int:
+        """Drop from the dedup index the ids that arrived before ``arrived_before`` (past the horizon)."""
+        self.layout(model)
+        with self.transaction() as con:
+            rows = con.execute(
+                f"DELETE FROM {dedup_table(model)} WHERE arrived < ?", [int(arrived_before.timestamp())]
+            ).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def delete_events(self, model: str, before: datetime, upto_seq: int) -> int:
+        """Delete the events whose time is before ``before`` and whose sequence is at most ``upto_seq`` (already
+        folded into every window), a chunk of sequence numbers per transaction. Returns how many went."""
+        return self._delete_old(model, events_table(model), before, upto_seq)
+
+    def delete_labels(self, model: str, before: datetime, upto_seq: int) -> int:
+        """Delete the labels whose time is before ``before`` and whose sequence is at most ``upto_seq``."""
+        return self._delete_old(model, labels_table(model), before, upto_seq)
+
+    def _delete_old(self, model: str, table: str, before: datetime, upto_seq: int) -> int:
+        self.layout(model)
+        deleted, low = 0, 0
+        while True:
+            # Time mostly follows the sequence, so the min/max statistics of each row group skip nearly all
+            # of the table here.
+            query = f"SELECT min(seq) FROM {table} WHERE ts < ? AND seq >= ? AND seq <= ?"
+            rows = self._cursor().execute(query, [before, low, upto_seq]).fetchall()
+            if not rows or rows[0][0] is None:
+                return deleted
+            low = int(rows[0][0])
+            high = min(upto_seq, low + RETENTION_CHUNK - 1)
+            with self.transaction() as con:
+                done = con.execute(
+                    f"DELETE FROM {table} WHERE seq >= ? AND seq <= ? AND ts < ?", [low, high, before]
+                ).fetchall()
+            deleted += int(done[0][0]) if done else 0
+            low = high + 1
 
     def append_labels(self, batches: Sequence[LabelBatch]) -> list[int]:
         counts: list[int] = []
@@ -463,15 +559,27 @@ class DuckDBStore:
                 layout = self.layout(batch.model)
                 names = ["latency_ms", "error", "tags", "extra", "invalid"] + [c.name for c in layout.value_columns]
                 assignments = ", ".join(f"{quote(n)} = s.{quote(n)}" for n in names)
-                con.register("_completed", batch.table)
+                n = batch.table.num_rows
+                con.register("_completed", batch.table.append_column("_row", pa.array(np.arange(n, dtype=np.int64))))
                 try:
+                    stored = con.execute(
+                        f"SELECT s._row FROM (SELECT {_EID} AS eid, _row FROM _completed) AS s"
+                        f" WHERE EXISTS (SELECT 1 FROM {events_table(batch.model)} e WHERE e.eid = s.eid)"
+                    ).fetchnumpy()["_row"]
                     updated = con.execute(
                         f"UPDATE {events_table(batch.model)} AS e SET {assignments} "
                         f"FROM (SELECT {_EID} AS eid, * FROM _completed) AS s WHERE e.eid = s.eid"
                     ).fetchall()[0][0]
                 finally:
                     _unregister(con, "_completed")
-                added = self._insert_events(con, batch.model, [batch], received_at, ignore=True)[0]
+                # Only the events no longer stored are appended: one stored longer ago than the dedup horizon
+                # has left the dedup index, and must be completed, not stored a second time.
+                keep = np.ones(n, dtype=bool)
+                keep[np.asarray(stored, dtype=np.int64)] = False
+                missing = EventBatch(batch.model, batch.table.filter(pa.array(keep)))
+                added = (
+                    self._insert_events(con, batch.model, [missing], received_at, ignore=True)[0] if keep.any() else 0
+                )
                 self._next_seq[batch.model] += batch.table.num_rows
                 results.append(AppendResult(batch.model, int(updated) + added, 0))
         return results

@@ -76,6 +76,9 @@ class DuckDBWindows:
         self.store = store
         self._profiles: dict[str, list[ReferenceProfile]] = {}
         self._generation = -1
+        # Parsed profiles by their stored text: a profile with a labelled sample is a few MB of JSON; after a write
+        # only the profiles whose text changed are parsed again.
+        self._parsed: dict[tuple[str, int], ReferenceProfile] = {}
         with store.transaction() as con:
             for ddl in WINDOW_DDL:
                 con.execute(ddl)
@@ -116,8 +119,19 @@ class DuckDBWindows:
                 .execute("SELECT profile FROM _profiles WHERE model = ? ORDER BY created_at", [model])
                 .fetchall()
             )
-            found = self._profiles[model] = [ReferenceProfile.from_json(r[0]) for r in rows]
+            found = self._profiles[model] = [self._parse(model, r[0]) for r in rows]
         return list(found)
+
+    def _parse(self, model: str, body: str) -> ReferenceProfile:
+        """The profile stored as ``body``, parsed once (callers read profiles, never change them)."""
+        key = (model, hash(body))
+        found = self._parsed.get(key)
+        if found is None:
+            found = ReferenceProfile.from_json(body)
+            if len(self._parsed) > 64:
+                self._parsed.clear()
+            self._parsed[key] = found
+        return found
 
     def binning_profile(self, spec: ModelSpec) -> ReferenceProfile | None:
         """The spec's reference version, else the first reference uploaded."""
@@ -139,10 +153,25 @@ class DuckDBWindows:
                 [transform, seq, fingerprint, datetime.now(UTC)],
             )
 
-    def reset_partials(self, plan: TransformPlan) -> None:
-        """Forget a window's partials: the plan changed (new bins) and they are rebuilt from the events."""
+    def retained_from(self, model: str) -> datetime | None:
+        """Raw events of ``model`` before this time were deleted by retention (None: none were)."""
+        checkpoint = self.get_checkpoint(f"{model}#retained")
+        return None if checkpoint is None else datetime.fromtimestamp(checkpoint.seq, UTC)
+
+    def set_retained_from(self, model: str, when: datetime) -> None:
+        self.set_checkpoint(f"{model}#retained", int(when.timestamp()), "retention")
+
+    def reset_partials(self, plan: TransformPlan, since: datetime | None = None) -> None:
+        """Forget a window's partials (from ``since`` on): the plan changed (new bins) and they are rebuilt from
+        the events. Windows before ``since`` lost their raw events to retention and keep their partials."""
         with self.store.transaction() as con:
-            con.execute("DELETE FROM _partials WHERE model = ? AND win = ?", [plan.model, plan.window])
+            if since is None:
+                con.execute("DELETE FROM _partials WHERE model = ? AND win = ?", [plan.model, plan.window])
+            else:
+                con.execute(
+                    "DELETE FROM _partials WHERE model = ? AND win = ? AND bucket >= ?",
+                    [plan.model, plan.window, since],
+                )
             con.execute(
                 "INSERT OR REPLACE INTO _checkpoints VALUES (?, 0, ?, ?)",
                 [plan.id, plan.fingerprint, datetime.now(UTC)],

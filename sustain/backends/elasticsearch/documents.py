@@ -99,6 +99,10 @@ def _filters(q: IndicatorQuery) -> list[dict[str, Any]]:
         filters.append({"range": {"window_end": {"gt": iso(q.since)}}})
     if q.until is not None:
         filters.append({"range": {"window_start": {"lt": iso(q.until)}}})
+    if q.computed_since is not None:
+        filters.append({"range": {"computed_at": {"gt": iso(q.computed_since)}}})
+    if q.final:
+        filters.append({"term": {"partial": {"value": False}}})
     for field, value in (
         ("indicator", q.indicator),
         ("feature", q.feature),

@@ -7,7 +7,8 @@ condition, each posting (alerter ``post2``, one entry per action) to sustain's h
 before it runs the action, so no action runs unless sustain's condition holds, whatever ElastAlert2 can only
 approximate (``all``/``any`` combinations, ``for: N``, spikes); each generated file says what it approximates.
 
-How a leaf condition translates (indicator rules read ``index`` by ``timestamp_field: window_end``):
+How a leaf condition translates (indicator rules read ``index`` by ``timestamp_field: window_end``, documents of
+final windows only, ``partial: false``):
 
 * status test on one feature, ``feature: any`` or the model: ``any`` with a filter on the status;
 * value test (above/below): ``metric_aggregation``, the max/min of ``value`` per version over one window
@@ -114,11 +115,13 @@ def _missing(name: str) -> dict[str, Any]:
 
 
 def _series(model: str, indicator: str, window: str, metric: str | None) -> list[dict[str, Any]]:
+    """Documents of one indicator series, of final windows only (sustain's rules never judge open windows)."""
     return [
         _term("model", model),
         _term("indicator", indicator),
         _term("window", window),
         _term("metric", metric) if metric is not None else _missing("metric"),
+        {"term": {"partial": False}},
     ]
 
 
@@ -412,7 +415,7 @@ def _rule_file(
     elif opts.token_header:
         lines.append(
             f"ElastAlert2 expands ${{{TOKEN_ENV}}} from its environment when it loads this file: set it to a "
-            "sustain write token in the ElastAlert2 container."
+            "sustain admin token in the ElastAlert2 container (hooks run actions: they need the admin scope)."
         )
     text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
     return _comment(lines) + text

@@ -61,6 +61,7 @@ from sustain.backends.elasticsearch.windows_bodies import (
     updated_pipeline_body,
     windows_search,
 )
+from sustain.durations import parse_duration
 from sustain.spec import ModelSpec
 from sustain.transforms.plan import TransformPlan, plan_for
 from sustain.transforms.profile import ReferenceProfile, binning_profile
@@ -177,6 +178,7 @@ class ESTransformer:
         self.client = store.client
         self.prefix = store.prefix
         self.delay = delay
+        self.lag_seconds = parse_duration(delay)  # events newer than this are not in a checkpoint yet
         self.frequency = frequency
         self._seen: dict[str, _Seen] = {}
         self._labels: dict[str, _LabelMark] = {}

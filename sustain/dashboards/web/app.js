@@ -285,6 +285,8 @@
         h("a", { href: link }, model.model + " ", h("span", { class: "muted" }, "v" + v.version)),
         badge(v.status, "status-" + id)),
       model.description ? h("p", { class: "muted" }, model.description) : null,
+      (model.failures || []).map((f) => h("p", { class: "notice", "data-testid": "failure-" + model.model },
+        h("strong", {}, f.stage + " failing: "), f.error)),
       h("dl", {},
         h("dt", {}, "Events, last hour"), h("dd", { "data-testid": "events-" + id }, v.events_last_hour.toLocaleString("en")),
         h("dt", {}, "Last alert"),

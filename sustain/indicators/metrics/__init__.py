@@ -52,8 +52,10 @@ if TYPE_CHECKING:
         DEFAULT_ESTIMATED,
         ESTIMABLE,
         Estimate,
+        calibration_variants,
         estimate_classification,
         fit_calibrator,
+        fit_calibrators,
     )
     from sustain.indicators.metrics.regression import MAPE_EPS, regression_metrics
 
@@ -67,8 +69,10 @@ _HOME = {
     "DEFAULT_ESTIMATED": "estimation",
     "ESTIMABLE": "estimation",
     "Estimate": "estimation",
+    "calibration_variants": "estimation",
     "estimate_classification": "estimation",
     "fit_calibrator": "estimation",
+    "fit_calibrators": "estimation",
     "MAPE_EPS": "regression",
     "regression_metrics": "regression",
 }
@@ -81,10 +85,12 @@ __all__ = [
     "MAPE_EPS",
     "ROW_SUM_ATOL",
     "Estimate",
+    "calibration_variants",
     "classification_metrics",
     "confusion_matrix",
     "estimate_classification",
     "fit_calibrator",
+    "fit_calibrators",
     "regression_metrics",
 ]
 

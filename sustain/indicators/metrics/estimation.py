@@ -55,7 +55,15 @@ from sustain.indicators.metrics._common import (
 )
 from sustain.indicators.metrics.classification import LOG_LOSS_EPS, SCALAR_KEYS
 
-__all__ = ["DEFAULT_ESTIMATED", "ESTIMABLE", "Estimate", "estimate_classification", "fit_calibrator"]
+__all__ = [
+    "DEFAULT_ESTIMATED",
+    "ESTIMABLE",
+    "Estimate",
+    "calibration_variants",
+    "estimate_classification",
+    "fit_calibrator",
+    "fit_calibrators",
+]
 
 DEFAULT_ESTIMATED = ("accuracy", "precision", "recall", "f1", "f1_macro", "roc_auc")
 """Metrics :func:`estimate_classification` estimates unless told otherwise."""
@@ -149,6 +157,7 @@ def estimate_classification(
     draws: int = 400,
     level: float = 0.95,
     seed: int = 0,
+    probabilities: npt.NDArray[np.float64] | Sequence[npt.NDArray[np.float64]] | None = None,
 ) -> dict[str, Estimate | None]:
     """Estimate label metrics of a window from calibrated class probabilities alone.
 
@@ -164,6 +173,13 @@ def estimate_classification(
     surely lacks a class). Accuracy's ``value`` and ``std`` are exact, not Monte
     Carlo. ROC AUC is the exact AUC of every draw (rank sums), not the
     expected-AUC formula. Deterministic for a given ``seed``.
+
+    ``probabilities`` separates the two roles of the scores: labels are drawn from these calibrated
+    probabilities, while every draw's metrics are computed on ``scores``, the model's own outputs, as the
+    realised metrics will be (ranks for ROC AUC, log loss, Brier score, the argmax prediction). Give several
+    matrices (:func:`calibration_variants` of :func:`fit_calibrators`: calibrators fitted on bootstrap
+    resamples of the labelled reference) and the draws are split evenly among them, so the interval also
+    covers the calibration's own uncertainty. Without it the scores are taken as calibrated.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(11)
@@ -184,6 +200,9 @@ def estimate_classification(
     level = check_level(level)
     probs = check_scores(scores, names, pos, None)
     n = probs.shape[0]
+    if isinstance(probabilities, np.ndarray):
+        probabilities = [probabilities]
+    variants = [probs] if not probabilities else [check_scores(v, names, pos, n) for v in probabilities]
     if y_pred is not None:
         pred = encode("y_pred", y_pred, names)
         if pred.size != n:
@@ -192,9 +211,9 @@ def estimate_classification(
         pred = np.argmax(probs, axis=1).astype(np.intp)
     if n == 0:
         return dict.fromkeys(wanted)
-    sampling = probs / probs.sum(axis=1, keepdims=True)
 
-    # Row statistics summed per draw over the rows drawn as each class: score ranks (ROC AUC), -log p (log loss), p.
+    # Row statistics summed per draw over the rows drawn as each class, on the scores the realised metrics will use:
+    # score ranks (ROC AUC), -log p (log loss), p (Brier).
     extras: dict[str, FloatArray] = {}
     if "roc_auc" in wanted:
         extras["rank"] = np.stack([average_ranks(probs[:, c]) for c in range(k)])
@@ -202,7 +221,17 @@ def estimate_classification(
         extras["neglog"] = np.ascontiguousarray(-np.log(np.clip(probs, LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)).T)
     if "brier" in wanted:
         extras["prob"] = np.ascontiguousarray(probs.T)
-    true_sum, tp, sums = _draw_statistics(sampling, pred, extras, n_draws, np.random.default_rng(seed))
+    # The draws are split evenly among the variants (bootstrapped calibrations): their spread joins the interval.
+    rng = np.random.default_rng(seed)
+    shares = [n_draws // len(variants) + (i < n_draws % len(variants)) for i in range(len(variants))]
+    parts = [
+        _draw_statistics(v / v.sum(axis=1, keepdims=True), pred, extras, share, rng)
+        for v, share in zip(variants, shares, strict=True)
+        if share
+    ]
+    true_sum = np.concatenate([part[0] for part in parts])
+    tp = np.concatenate([part[1] for part in parts])
+    sums = {name: np.concatenate([part[2][name] for part in parts]) for name in extras}
     pred_sum = np.broadcast_to(np.bincount(pred, minlength=k).astype(np.float64), true_sum.shape)
 
     samples: dict[str, FloatArray | None] = dict(label_metric_rows(tp, true_sum, pred_sum, pos, binary))
@@ -224,9 +253,10 @@ def estimate_classification(
         result[name] = None if draws_of_metric is None else _summarise(draws_of_metric, level)
     accuracy = result.get("accuracy")
     if accuracy is not None:
-        hit = sampling[np.arange(n), pred]
-        value = float(np.mean(hit))
-        std = math.sqrt(float(np.sum(hit * (1.0 - hit)))) / n
+        hits = [(v / v.sum(axis=1, keepdims=True))[np.arange(n), pred] for v in variants]
+        value = float(np.mean([np.mean(hit) for hit in hits]))
+        exact = math.sqrt(float(np.sum(hits[0] * (1.0 - hits[0])))) / n
+        std = exact if len(variants) == 1 else accuracy.std  # with calibrators to vary, the draws' spread
         result["accuracy"] = Estimate(
             value=value, low=min(accuracy.low, value), high=max(accuracy.high, value), std=std
         )
@@ -239,11 +269,13 @@ def fit_calibrator(
     """Learn an isotonic recalibration of class scores on a labelled reference; returns the mapping.
 
     Binary problems fit one increasing isotonic regression of "label is the last
-    class" on the last class's score, and map new scores to ``[1 - q, q]``.
+    class" on the last class's score, and map new scores to ``[1 - q, q]``. The
+    fitted steps are joined linearly between their centres, so the map keeps the
+    order of scores within a step.
     Multiclass problems fit one per class (one-vs-rest) and renormalise every
     output row to sum to 1 (a row whose calibrated scores are all 0 keeps its
-    input scores). Scores outside the reference's range are clipped to it
-    (``IsotonicRegression(out_of_bounds="clip")``). The returned function takes
+    input scores). Scores beyond the outermost step centres map to the outermost
+    steps' values. The returned function takes
     scores in any form :func:`estimate_classification` accepts and returns an
     ``n × k`` matrix in ``classes`` order. Imports scikit-learn when called.
 
@@ -267,12 +299,7 @@ def fit_calibrator(
         raise ValueError("labels is empty; a calibrator needs a labelled reference.")
     probs = check_scores(scores, names, pos, int(codes.size))
     fitted = [c for c in range(k) if k > 2 or c == pos]
-    models = {
-        c: IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
-            probs[:, c], (codes == c).astype(np.float64)
-        )
-        for c in fitted
-    }
+    curves = {c: _isotonic_curve(IsotonicRegression, probs[:, c], (codes == c).astype(np.float64)) for c in fitted}
 
     def calibrate(new_scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         current = check_scores(new_scores, names, pos, None)
@@ -280,7 +307,7 @@ def fit_calibrator(
             return current
         out = np.empty_like(current)
         for c in fitted:
-            out[:, c] = np.asarray(models[c].predict(current[:, c]), dtype=np.float64)
+            out[:, c] = np.interp(current[:, c], *curves[c])
         if k == 2:
             out[:, 1 - pos] = 1.0 - out[:, pos]
             return out
@@ -291,3 +318,67 @@ def fit_calibrator(
         return out
 
     return calibrate
+
+
+def _isotonic_curve(isotonic: type, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The isotonic fit of ``y`` on ``x`` as a piecewise-linear curve through the centre (mean score) of each of
+    its constant blocks: still monotone and as well calibrated, but scores inside a block keep their order. A
+    step function would tie them, and the AUC of the labels drawn from it would understate the model's."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    fitted = np.asarray(isotonic(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(x, y).predict(xs), dtype=np.float64)
+    starts = np.flatnonzero(np.concatenate(([True], fitted[1:] != fitted[:-1])))
+    sizes = np.diff(np.append(starts, xs.size))
+    centres = np.add.reduceat(xs, starts) / sizes
+    return centres, fitted[starts]
+
+
+def fit_calibrators(
+    scores: npt.NDArray[np.float64],
+    labels: Sequence[str],
+    classes: Sequence[str],
+    bootstraps: int = 20,
+    seed: int = 0,
+) -> list[Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]]]:
+    """:func:`fit_calibrator` on all the labelled rows, then on each of ``bootstraps`` resamples of them (with
+    replacement): the spread of the resampled calibrators is the calibration's own uncertainty, which
+    :func:`calibration_variants` turns into ``probabilities`` for :func:`estimate_classification`.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(5)
+    >>> truth = rng.uniform(size=3000)
+    >>> y = np.where(rng.uniform(size=3000) < truth, "yes", "no")
+    >>> calibrators = fit_calibrators(truth, y, ["no", "yes"], bootstraps=5)
+    >>> len(calibrators), calibrators[0](np.array([0.5])).shape
+    (6, (1, 2))
+    """
+    rows = len(labels)
+    matrix = np.asarray(scores, dtype=np.float64)
+    out = [fit_calibrator(matrix, labels, classes)]
+    rng = np.random.default_rng(seed)
+    for _ in range(max(0, bootstraps)):
+        take = rng.integers(0, rows, rows)
+        out.append(fit_calibrator(matrix[take], [labels[i] for i in take], classes))
+    return out
+
+
+def calibration_variants(
+    calibrators: Sequence[Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]]],
+    scores: npt.NDArray[np.float64],
+) -> list[npt.NDArray[np.float64]]:
+    """Calibrated probabilities of ``scores`` under each resampled calibrator of :func:`fit_calibrators`,
+    re-centred on the calibrator fitted on all rows (rows clipped to [0, 1] and renormalised): the resamples'
+    spread at the full fit's level. A calibrator fitted on a resample, with its repeated rows, is a little more
+    confident than the full fit, which would bias the estimate. One calibrator alone gives its own output.
+    """
+    if len(calibrators) == 1:
+        return [calibrators[0](scores)]
+    full = calibrators[0](scores)
+    resampled = [calibrate(scores) for calibrate in calibrators[1:]]
+    centre = np.mean(resampled, axis=0)
+    variants = []
+    for matrix in resampled:
+        shifted = np.clip(full + matrix - centre, 0.0, 1.0)
+        totals = shifted.sum(axis=1, keepdims=True)
+        variants.append(np.where(totals > 0, shifted / np.where(totals > 0, totals, 1.0), full))
+    return variants

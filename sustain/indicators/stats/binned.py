@@ -265,3 +265,55 @@ def chi_square(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike) -> TestResu
 
     p = float(np.clip(stats.chi2.sf(statistic, dof), 0.0, 1.0))
     return TestResult(method="chi_square", statistic=statistic, p_value=p, n_ref=n_ref, n_cur=n_cur)
+
+
+def sparse(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike, min_expected: float = 5.0) -> bool:
+    """Whether a cell of the table ``[ref_counts, cur_counts]`` (bins empty on both sides dropped) expects fewer
+    than ``min_expected`` values: where the chi-square distribution of :func:`chi_square` stops holding.
+
+    >>> sparse([500, 300, 3], [480, 310, 2]), sparse([500, 300], [480, 310])
+    (True, False)
+    """
+    ref, cur = check_count_pair(ref_counts, cur_counts)
+    keep = (ref > 0) | (cur > 0)
+    totals = np.array([ref[keep].sum(), cur[keep].sum()])
+    expected = np.outer(totals, ref[keep] + cur[keep]) / totals.sum()
+    return bool(expected.size and expected.min() < min_expected)
+
+
+def chi_square_null(
+    ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike, draws: int = 400, seed: int = 0
+) -> tuple[float, FloatArray]:
+    """The chi-square statistic of ``[ref_counts, cur_counts]`` and ``draws`` values of it under "same
+    distribution", conditional on the table's margins: the current side is redrawn from the pooled values
+    without replacement (multivariate hypergeometric), the reference side is the rest. This is the permutation
+    distribution of the statistic, valid however sparse or unbalanced the table (a category of 5% new in 1,000
+    current values against 100,000 reference ones expects 0.5 current values: no chi-square there), and it
+    keeps every category separate. Fit a tail to it (:func:`sustain.indicators.gamma.moment_matched_sf`) for
+    p-values beyond ``1 / draws``.
+
+    >>> import numpy as np
+    >>> observed, null = chi_square_null([300, 200, 2, 0], [100, 80, 1, 40], draws=200)
+    >>> bool(observed > null.max()), null.shape
+    (True, (200,))
+    """
+    ref, cur = check_count_pair(ref_counts, cur_counts)
+    keep = (ref > 0) | (cur > 0)
+    ref, cur = ref[keep], cur[keep]
+    columns = np.rint(ref + cur).astype(np.int64)
+    n_ref, n_cur = float(ref.sum()), float(cur.sum())
+    total = n_ref + n_cur
+    expected_ref, expected_cur = columns * n_ref / total, columns * n_cur / total
+
+    def statistic(cur_rows: FloatArray) -> FloatArray:
+        ref_rows = columns - cur_rows
+        return np.asarray(
+            ((ref_rows - expected_ref) ** 2 / expected_ref + (cur_rows - expected_cur) ** 2 / expected_cur).sum(
+                axis=-1
+            ),
+            dtype=np.float64,
+        )
+
+    rng = np.random.default_rng(seed)
+    drawn = rng.multivariate_hypergeometric(columns, round(n_cur), size=draws).astype(np.float64)
+    return float(statistic(cur[np.newaxis, :])[0]), statistic(drawn)
