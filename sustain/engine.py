@@ -47,7 +47,7 @@ from sustain.indicators.context import WindowSource
 from sustain.indicators.documents import IndicatorDoc, IndicatorStore
 from sustain.indicators.pool import Computer, InProcess, WorkerPool
 from sustain.indicators.runner import IndicatorRunner
-from sustain.indicators.stats.nulls import NullCache, NullStore
+from sustain.indicators.stats.nulls import DEFAULT_ENTRIES, NullCache, NullStore
 from sustain.indicators.work import ModelWork, indicator_specs
 from sustain.registry import Registry
 from sustain.spec import IndicatorSpec, ModelSpec
@@ -155,11 +155,12 @@ class Engine:
         ownership: Ownership | None = None,
         workers: int = 0,
         nulls: NullStore | None = None,
+        null_entries: int = DEFAULT_ENTRIES,
     ) -> None:
         """``ownership``, when given, limits this engine to the models it holds (one writer per model among
         replicas); without it the engine computes every model of the store. ``workers`` worker processes
         compute the indicators of large passes (0: always in this process). ``nulls`` keeps the calibration
-        cache across restarts."""
+        cache across restarts; ``null_entries`` null distributions are kept in memory, in each process."""
         self.store = store
         self.windows = windows
         self.runner = runner
@@ -179,7 +180,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self.registry = registry
         self.indicators = IndicatorRunner(documents, timeout=indicator_timeout, registry=registry)
-        self.nulls = NullCache(nulls)
+        self.nulls = NullCache(nulls, max_entries=null_entries)
         self.workers = workers
         self._pool: WorkerPool | None = None
         self._in_process = InProcess(self.indicators, source, registry=registry, nulls=self.nulls)

@@ -179,14 +179,14 @@ class _RemoteNulls:
         raise RuntimeError("a worker does not write null distributions")
 
 
-def _worker(conn: Connection, registry_blob: bytes, timeout: float) -> None:
+def _worker(conn: Connection, registry_blob: bytes, timeout: float, null_entries: int) -> None:
     """A worker process: compute units until told to stop (or until the engine's end of the pipe closes)."""
     single_blas_thread().__enter__()  # for the worker's life
     registry = _registry(pickle.loads(zlib.decompress(registry_blob)))
     remote = _Remote(conn)
     runner = IndicatorRunner(_RemoteStates(remote), timeout=timeout, registry=registry)  # type: ignore[arg-type]
     source = _RemoteSource(remote)
-    nulls = NullCache(_RemoteNulls(remote))
+    nulls = NullCache(_RemoteNulls(remote), max_entries=null_entries)
     specs: dict[str, ModelSpec] = {}
     profiles: dict[tuple[str, str], ReferenceProfile] = {}
     while True:
@@ -249,10 +249,10 @@ def _picklable(exc: BaseException) -> BaseException:
 class _Worker:
     """One worker process and what it has been sent."""
 
-    def __init__(self, context: Any, registry_blob: bytes, timeout: float) -> None:
+    def __init__(self, context: Any, registry_blob: bytes, timeout: float, null_entries: int) -> None:
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=_worker, args=(child, registry_blob, timeout), name="sustain-indicators", daemon=True
+            target=_worker, args=(child, registry_blob, timeout, null_entries), name="sustain-indicators", daemon=True
         )
         self.process.start()
         child.close()
@@ -314,7 +314,9 @@ class WorkerPool:
             if worker is not None:
                 log.warning("indicator worker %d died; starting another", index)
                 worker.close(0.1)
-            worker = self._workers[index] = _Worker(self._context, self._registry_blob, self.timeout)
+            worker = self._workers[index] = _Worker(
+                self._context, self._registry_blob, self.timeout, self.nulls.max_entries
+            )
         return worker
 
     def run(self, units: Sequence[ModelWork]) -> list[Outcome]:
