@@ -266,3 +266,19 @@ def test_a_plugin_the_workers_cannot_import_keeps_the_work_here(fleet: Callable[
     assert f.engine._pool is None and f.engine.workers == 0  # refused: computed in this process instead
     assert {d.value for d in docs if d.indicator == "here"} == {100.0}
     assert "workers did not start" in (f.engine.stats.last_error or "")
+
+
+def test_service_settings_size_the_engine(tmp_path: Path) -> None:
+    """SUSTAIN_ENGINE_WORKERS and SUSTAIN_NULL_CACHE_ENTRIES reach the engine of ``sustain serve``."""
+    from sustain.api.app import build_context
+    from sustain.settings import Settings
+
+    env = {"SUSTAIN_ENGINE_WORKERS": "2", "SUSTAIN_NULL_CACHE_ENTRIES": "100"}
+    ctx = build_context(Settings.from_env(env, store=f"duckdb:///{tmp_path / 's.duckdb'}"))
+    try:
+        assert ctx.engine is not None
+        assert (ctx.engine.workers, ctx.engine.nulls.max_entries) == (2, 100)
+    finally:
+        if ctx.engine is not None:
+            ctx.engine.stop()
+        ctx.backend.close()

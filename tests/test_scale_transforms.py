@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -20,7 +21,7 @@ from sustain.collector.events import parse_events
 from sustain.spec import ModelSpec
 from sustain.store.base import EventBatch
 from sustain.transforms.plan import ColumnPlan, TransformPlan, plan_for
-from sustain.transforms.profile import build_profile
+from sustain.transforms.profile import ReferenceProfile, build_profile
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 SPEC = {
@@ -212,3 +213,34 @@ def test_partials_of_a_store_from_before_move_into_the_one_table(tmp_path: Path)
     tables = store.sql("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'agg:%'")
     assert tables.num_rows == 0
     store.close()
+
+
+def test_profiles_are_read_once_and_kept_per_model(store: DuckDBStore) -> None:
+    """A cold cache reads every model's profiles in one query; a write through any DuckDBWindows of the store is
+    seen by the others, for that model only; what a writer keeps is what a fresh read returns."""
+
+    def profile(model: str, version: str, shift: float) -> ReferenceProfile:
+        reference = pa.table({"f:x": [shift + v for v in (0.5, 1.0, 2.5, 5.0, 7.5, 9.0)] * 10})
+        return build_profile(model, version, reference, {"f:x": "numeric"}, bins=5)
+
+    writer = DuckDBWindows(store)
+    for model in ("a", "b"):
+        writer.put_profile(profile(model, "1", 0.0))
+    reader = DuckDBWindows(store)
+    queries: list[str] = []
+    cursor = reader._cursor
+
+    def counting() -> duckdb.DuckDBPyConnection:
+        queries.append("cursor")
+        return cursor()
+
+    reader._cursor = counting  # type: ignore[method-assign]
+    assert [p.version for p in reader.list_profiles("a")] == ["1"] and len(queries) == 1  # all models at once
+    b_before = reader.list_profiles("b")
+    assert len(queries) == 1
+    writer.put_profile(profile("a", "2", 1.0))
+    assert [p.version for p in reader.list_profiles("a")] == ["1", "2"] and len(queries) == 2  # "a" read again
+    assert reader.list_profiles("b")[0] is b_before[0] and len(queries) == 2  # "b" kept
+    fresh = DuckDBWindows(store).list_profiles("a")
+    assert [p.to_json() for p in writer.list_profiles("a")] == [p.to_json() for p in fresh]
+    assert reader.list_profiles("nobody") == [] and reader.list_profiles("nobody") == [] and len(queries) == 3

@@ -48,8 +48,9 @@ UPSERT = (
     " ELSE value + excluded.value END"
 )
 
-# Profile writes per store, through whichever DuckDBWindows: a parsed profile is kept until the count moves.
-_PROFILE_WRITES: WeakKeyDictionary[DuckDBStore, int] = WeakKeyDictionary()
+# Profile writes per store and model, through whichever DuckDBWindows: a model's parsed profiles are kept until
+# its count moves.
+_PROFILE_WRITES: WeakKeyDictionary[DuckDBStore, dict[str, int]] = WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ class DuckDBWindows:
 
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
-        self._profiles: dict[str, list[ReferenceProfile]] = {}
-        self._generation = -1
+        self._profiles: dict[str, tuple[int, list[ReferenceProfile]]] = {}  # model -> (its write count, profiles)
+        self._all_read = False
         # Parsed profiles by their stored text: a profile with a labelled sample is a few MB of JSON; after a write
         # only the profiles whose text changed are parsed again.
         self._parsed: dict[tuple[str, int], ReferenceProfile] = {}
@@ -89,38 +90,60 @@ class DuckDBWindows:
 
     # -- profiles -------------------------------------------------------------------------------
     def put_profile(self, profile: ReferenceProfile) -> None:
+        body = profile.to_json().decode()
         with self.store.transaction() as con:
             con.execute(
                 "INSERT OR REPLACE INTO _profiles VALUES (?, ?, ?, ?)",
-                [profile.model, profile.version, profile.created_at, profile.to_json().decode()],
+                [profile.model, profile.version, profile.created_at, body],
             )
-        _PROFILE_WRITES[self.store] = _PROFILE_WRITES.get(self.store, 0) + 1
+        writes = _PROFILE_WRITES.setdefault(self.store, {})
+        count = writes[profile.model] = writes.get(profile.model, 0) + 1
+        known = self._profiles.get(profile.model)
+        if known is not None and known[0] == count - 1:  # this instance knew the model up to this write
+            # What a read would return, without the read (which scans every model's profiles in DuckDB).
+            stored = self._parse(profile.model, body)
+            kept = [p for p in known[1] if p.version != profile.version]
+            self._profiles[profile.model] = (count, sorted([*kept, stored], key=lambda p: p.created_at))
 
     def get_profile(self, model: str, version: str) -> ReferenceProfile | None:
-        rows = (
-            self._cursor()
-            .execute("SELECT profile FROM _profiles WHERE model = ? AND version = ?", [model, version])
-            .fetchall()
-        )
-        return ReferenceProfile.from_json(rows[0][0]) if rows else None
+        return next((p for p in self.list_profiles(model) if p.version == version), None)
 
     def list_profiles(self, model: str) -> list[ReferenceProfile]:
-        """Oldest first. Parsed once and kept until a profile of this store is written again (through any
-        :class:`DuckDBWindows` of it): an engine pass reads every model's profiles, and parsing one costs
-        milliseconds. Callers read the profiles and never change them."""
-        generation = _PROFILE_WRITES.get(self.store, 0)
-        if generation != self._generation:
-            self._profiles.clear()
-            self._generation = generation
+        """Oldest first. Parsed once and kept until a profile of that model is written again (through any
+        :class:`DuckDBWindows` of this store): an engine pass reads every model's profiles, parsing one costs
+        milliseconds, and reading one model's profiles scans the text of every model's (DuckDB fetches the
+        profile column whole), so a cold cache reads all models' profiles at once. Callers read the profiles and
+        never change them."""
+        count = _PROFILE_WRITES.get(self.store, {}).get(model, 0)
         found = self._profiles.get(model)
-        if found is None:
-            rows = (
-                self._cursor()
-                .execute("SELECT profile FROM _profiles WHERE model = ? ORDER BY created_at", [model])
-                .fetchall()
-            )
-            found = self._profiles[model] = [self._parse(model, r[0]) for r in rows]
-        return list(found)
+        if found is not None and found[0] == count:
+            return list(found[1])
+        if not self._all_read:
+            self._read_all()
+            found = self._profiles.get(model)
+            if found is not None and found[0] == count:
+                return list(found[1])
+        rows = (
+            self._cursor()
+            .execute("SELECT profile FROM _profiles WHERE model = ? ORDER BY created_at", [model])
+            .fetchall()
+        )
+        profiles = [self._parse(model, r[0]) for r in rows]
+        self._profiles[model] = (count, profiles)
+        return list(profiles)
+
+    def _read_all(self) -> None:
+        """Every model's profiles in one read (a model without any is cached as such when first asked for)."""
+        writes = dict(_PROFILE_WRITES.get(self.store, {}))  # counts before the read: a later write reads again
+        cur = self._cursor()
+        cur.execute("SELECT model, profile FROM _profiles ORDER BY model, created_at")
+        read: dict[str, list[ReferenceProfile]] = {}
+        while rows := cur.fetchmany(64):
+            for model, body in rows:
+                read.setdefault(model, []).append(ReferenceProfile.from_json(body))
+        for model, profiles in read.items():
+            self._profiles[model] = (writes.get(model, 0), profiles)
+        self._all_read = True
 
     def _parse(self, model: str, body: str) -> ReferenceProfile:
         """The profile stored as ``body``, parsed once (callers read profiles, never change them)."""
