@@ -42,6 +42,7 @@ from benchmarks.scale_fleet import WINDOW_SECONDS, Fleet, minute_floor
 from sustain.backends.duckdb.engine import embedded_engine
 from sustain.backends.duckdb.store import DuckDBStore
 from sustain.engine import Engine
+from sustain.indicators.stats.nulls import DEFAULT_ENTRIES
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -98,10 +99,14 @@ def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def setup(models: int, directory: Path, workers: int) -> tuple[DuckDBStore, Fleet, Engine, float]:
+def setup(
+    models: int, directory: Path, workers: int, null_entries: int = DEFAULT_ENTRIES
+) -> tuple[DuckDBStore, Fleet, Engine, float]:
     store = DuckDBStore(f"duckdb:///{directory / 'scale.duckdb'}")
     fleet = Fleet(store, models)
-    engine = embedded_engine(store, workers=workers, transform_interval=1.0, indicator_interval=30.0)
+    engine = embedded_engine(
+        store, workers=workers, transform_interval=1.0, indicator_interval=30.0, null_entries=null_entries
+    )
     started = time.perf_counter()
     for m in fleet.models:
         store.put_reference(m.spec.name, "1", fleet.reference(m))
@@ -217,6 +222,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--tick", type=float, default=2.0, help="seconds between two writes of events")
     parser.add_argument("--no-freshness", action="store_true")
+    parser.add_argument(
+        "--null-entries", type=int, default=DEFAULT_ENTRIES, help="null distributions kept per process (calibration)"
+    )
     args = parser.parse_args()
 
     from rich.console import Console
@@ -229,7 +237,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
             console.print(f"[bold]{models} models[/]: references, busy and idle passes (load {load()})")
-            store, fleet, engine, figures.references = setup(models, directory, args.workers)
+            store, fleet, engine, figures.references = setup(models, directory, args.workers, args.null_entries)
             controlled(figures, fleet, engine, args.passes)
             if not args.no_freshness:
                 console.print(f"[bold]{models} models[/]: {args.minutes} windows in real time")
