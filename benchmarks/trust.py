@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
+from sustain.indicators.decide import DriftSettings
 from sustain.report.drift import DriftReport
 
 console = Console(width=150)
@@ -80,7 +81,7 @@ def false_alarms(pairs: int, seed: int, workdir: Path) -> None:
     alphas = (0.01, 0.05)
     flagged = dict.fromkeys(alphas, 0)
     by_column: dict[float, dict[str, int]] = {a: {} for a in alphas}
-    reports = {a: DriftReport(alpha=a, seed=seed) for a in alphas}
+    reports = {a: DriftReport(DriftSettings(alpha=a), seed=seed) for a in alphas}
     ref_path, cur_path = workdir / "ref.parquet", workdir / "cur.parquet"
     started = time.perf_counter()
     rows = 0

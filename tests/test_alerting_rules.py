@@ -316,3 +316,22 @@ def test_flatline_fires_when_traffic_stops(tmp_path) -> None:
     at(clock, 16, 0)  # no windows at all for six minutes
     (alert,) = alerting.evaluator.evaluate()
     assert alert.rule == "quiet" and alert.version == "*" and alert.evidence[0]["events"] == 0
+
+
+def test_saving_an_alert_read_before_an_attempt_keeps_the_attempt(tmp_path) -> None:
+    """The evaluator may save an alert it read before a dispatcher thread recorded an attempt on it (several
+    windows judged in one pass): the attempt stays, and the later notification time wins."""
+    from sustain.alerting.documents import Alert, Attempt
+
+    alerts = DuckDBAlerts(DuckDBStore(f"duckdb:///{tmp_path / 'a.duckdb'}"))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    alerts.save(Alert.new("m|1|r", "r", "m", "1", "critical", t0))
+    stale = alerts.active("m|1|r")
+    assert stale is not None
+    alerts.add_attempt(stale.id, Attempt("hook", "webhook", "firing", t0 + timedelta(seconds=1), True, "200", 1, 0.01))
+    stale.summary = "judged again"
+    alerts.save(stale)
+    saved = alerts.get(stale.id)
+    assert saved is not None and saved.summary == "judged again"
+    assert [a.action for a in saved.attempts] == ["hook"]
+    assert saved.last_notified_at == t0 + timedelta(seconds=1)

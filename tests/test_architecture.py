@@ -2,7 +2,7 @@
 
 Imports flow one way, from the bottom tier up::
 
-    errors, durations, plotly_asset  <-  registry  <-  spec  <-  store, synthetic  <-  settings, transforms,
+    errors, durations, timestamps, plotly_asset  <-  registry  <-  spec  <-  store, synthetic  <-  settings, transforms,
     collector  <-  indicators  <-  alerting  <-  engine  <-  backends  <-  dashboards, report,
     deploy_pipeline, inference  <-  api  <-  demo  <-  cli
 
@@ -28,7 +28,7 @@ import sustain
 ROOT = Path(sustain.__file__).resolve().parent
 
 TIERS: list[set[str]] = [
-    {"sustain._lazy", "sustain.errors", "sustain.durations", "sustain.plotly_asset"},
+    {"sustain._lazy", "sustain.errors", "sustain.durations", "sustain.timestamps", "sustain.plotly_asset"},
     {"sustain", "sustain.registry"},
     {"sustain.spec"},
     {"sustain.store", "sustain.synthetic"},

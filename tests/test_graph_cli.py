@@ -32,6 +32,11 @@ def test_validate_prints_the_graph_or_every_problem_with_its_line(tmp_path: Path
     good = run("validate", str(EXAMPLES / "transformer.yaml"))
     assert good.returncode == 0, good.stderr
     assert "churn-prep" in good.stdout and "valid graph of 2 nodes" in good.stdout
+    deep = tmp_path / ("a-folder-name-long-enough-to-push-the-sentence-past-eighty-columns-" * 2) / "transformer.yaml"
+    deep.parent.mkdir()
+    deep.write_text((EXAMPLES / "transformer.yaml").read_text())
+    long_line = run("validate", str(deep))
+    assert f"ok: {deep} is a valid graph of 2 nodes" in long_line.stdout.splitlines(), long_line.stdout  # unwrapped
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "name: g\nnodes:\n  a: {model: models:/m/1}\n  b: {model: models:/m/2}\nedges:\n  - a -> b\n  - b -> a\n"

@@ -7,6 +7,7 @@ The MLflow registered model is ``churn-surfaces``; the spec maps it onto sustain
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -172,7 +173,7 @@ def test_the_releases_page_promotes_rolls_back_and_answers_champion_at(
         assert page.text_content('[data-testid="role-champion"]') == f"version {champion}"
         moves = page.locator('[data-testid="alias-move"]').count()
         assert moves >= 6
-        asked = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(promoted_at + 0.5))
+        asked = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(math.ceil(promoted_at)))  # whole seconds: round up
         page.fill('[data-testid="champion-at-input"]', asked)
         page.click("form.champion-at button")
         page.wait_for_selector('[data-testid="champion-at-answer"][data-version]', state="attached")

@@ -24,6 +24,7 @@ from sustain.backends.duckdb.store import DuckDBStore
 from sustain.backends.duckdb.tables import DuckDBWindows
 from sustain.collector.events import parse_events
 from sustain.collector.reference import to_layout
+from sustain.indicators.decide import DriftSettings
 from sustain.report.bins import NumericBins, Scratch
 from sustain.report.drift import DriftReport
 from sustain.spec.loader import parse_model_spec
@@ -89,7 +90,7 @@ def test_edges_are_strictly_increasing_and_the_same_everywhere(values: np.ndarra
 def test_the_one_shot_report_never_crashes_on_ties(tmp_path_factory, values: np.ndarray) -> None:
     path = tmp_path_factory.mktemp("ties") / "x.parquet"
     pq.write_table(pa.table({"x": values}), path)
-    assessed, _, sizes = DriftReport(draws=50).run(path, path)
+    assessed, _, sizes = DriftReport(DriftSettings(draws=50)).run(path, path)
     (x,) = assessed
     assert sizes["current_rows"] == values.size
     assert x.status in ("ok", "insufficient")  # the same data is never drift

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sustain.indicators.decide import decide, judge
+from sustain.indicators.decide import DriftSettings, decide, judge
 from sustain.report.bins import NumericBins, Scratch
 
 REFERENCE = 100_000
@@ -29,10 +29,16 @@ def _flagged(shift: float, n: int, trials: int, seed: int) -> int:
             bins.add(values, running, Scratch())
             counts.append(bins.bin_counts(running))
         a = judge(
-            "x", "numeric", counts[0], counts[1], method="auto", test="auto", min_effect=None, exact_max=1000,
-            alpha=0.01, columns=1, correction="bh", draws=400, seed=t, samples=(ref[:5000], cur[:5000]),
+            "x",
+            "numeric",
+            counts[0],
+            counts[1],
+            DriftSettings(alpha=0.01, correction="bh"),
+            columns=1,
+            seed=t,
+            samples=(ref[:5000], cur[:5000]),
             edges=bins.edges.tolist(),
-        )  # fmt: skip
+        )
         decide([a], 0.01, "bh")
         hits += a.status == "alert"
     return hits
@@ -66,7 +72,13 @@ def test_the_effect_is_read_in_standard_deviations() -> None:
         bins.add(values, running, Scratch())
         counts.append(bins.bin_counts(running))
     a = judge(
-        "x", "numeric", counts[0], counts[1], method="auto", test="auto", min_effect=None, exact_max=1000,
-        alpha=0.01, columns=1, correction="bh", draws=400, seed=0, edges=bins.edges.tolist(),
-    )  # fmt: skip
+        "x",
+        "numeric",
+        counts[0],
+        counts[1],
+        DriftSettings(alpha=0.01, correction="bh"),
+        columns=1,
+        seed=0,
+        edges=bins.edges.tolist(),
+    )
     assert a.distance == "wasserstein" and a.value == pytest.approx(0.3, abs=0.02)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sustain.indicators.decide import judge
+from sustain.indicators.decide import DriftSettings, judge
 from sustain.indicators.stats.binned import chi_square_null
 from sustain.report.drift import DriftReport
 from sustain.transforms.bins import OTHER
@@ -61,9 +61,15 @@ def test_a_sparse_categorical_holds_its_level(n_ref: int, n_cur: int) -> None:
     for t in range(trials):
         ref_counts, cur_counts, keys = _counts(rng.choice(LEVELS, n_ref, p=ZIPF), rng.choice(LEVELS, n_cur, p=ZIPF))
         a = judge(
-            "z", "categorical", ref_counts, cur_counts, method="auto", test="auto", min_effect=0.0,
-            exact_max=1000, alpha=alpha, columns=1, correction="none", draws=200, seed=t, keys=keys,
-        )  # fmt: skip
+            "z",
+            "categorical",
+            ref_counts,
+            cur_counts,
+            DriftSettings(min_effect=0.0, alpha=alpha, correction="none", draws=200),
+            columns=1,
+            seed=t,
+            keys=keys,
+        )
         flagged += a.p_value is not None and a.p_value < alpha
     assert _plausible(flagged, trials, alpha), flagged
 
@@ -80,9 +86,15 @@ def test_a_rare_boolean_holds_its_level(n_ref: int, n_cur: int) -> None:
         a_ref, a_cur = rng.binomial(n_ref, 0.02), rng.binomial(n_cur, 0.02)
         ref_counts, cur_counts = np.array([n_ref - a_ref, a_ref], float), np.array([n_cur - a_cur, a_cur], float)
         a = judge(
-            "b", "boolean", ref_counts, cur_counts, method="auto", test="auto", min_effect=0.0,
-            exact_max=1000, alpha=alpha, columns=1, correction="none", draws=200, seed=t, keys=["false", "true"],
-        )  # fmt: skip
+            "b",
+            "boolean",
+            ref_counts,
+            cur_counts,
+            DriftSettings(min_effect=0.0, alpha=alpha, correction="none", draws=200),
+            columns=1,
+            seed=t,
+            keys=["false", "true"],
+        )
         flagged += a.p_value is not None and a.p_value < alpha
     assert _plausible(flagged, trials, alpha), flagged
 
@@ -109,9 +121,15 @@ def test_a_rare_new_category_against_a_large_reference_is_found() -> None:
     cur = rng.multinomial(1000, np.append(shares * 0.95, 0.05)).astype(float)
     keys = ["a", "b", "c", "d", "e", "f"]
     a = judge(
-        "c", "categorical", ref, cur, method="auto", test="auto", min_effect=None,
-        exact_max=1000, alpha=0.01, columns=1, correction="none", draws=400, seed=0, keys=keys,
-    )  # fmt: skip
+        "c",
+        "categorical",
+        ref,
+        cur,
+        DriftSettings(alpha=0.01, correction="none"),
+        columns=1,
+        seed=0,
+        keys=keys,
+    )
     assert a.details.get("null") == "permutation" and a.p_value is not None and a.p_value < 1e-6
 
 
@@ -121,7 +139,13 @@ def test_a_real_change_in_a_sparse_column_is_still_found() -> None:
     moved[:5] = moved[:5][::-1]  # the five most common levels swap places
     ref_counts, cur_counts, keys = _counts(rng.choice(LEVELS, 300, p=ZIPF), rng.choice(LEVELS, 1000, p=moved))
     a = judge(
-        "z", "categorical", ref_counts, cur_counts, method="auto", test="auto", min_effect=None,
-        exact_max=1000, alpha=0.01, columns=1, correction="none", draws=200, seed=0, keys=keys,
-    )  # fmt: skip
+        "z",
+        "categorical",
+        ref_counts,
+        cur_counts,
+        DriftSettings(alpha=0.01, correction="none", draws=200),
+        columns=1,
+        seed=0,
+        keys=keys,
+    )
     assert a.p_value is not None and a.p_value < 1e-4

@@ -20,6 +20,7 @@ from sustain.durations import parse_duration
 from sustain.indicators.base import SEVERITY
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery, IndicatorStore
 from sustain.spec.alerts import AllOf, AnyOf, Condition, Flatline, FlatlineCondition, Spike, SpikeCondition, Threshold
+from sustain.timestamps import iso
 
 Mode = Literal["fire", "clear"]
 MAX_EVIDENCE = 20
@@ -37,7 +38,7 @@ def _evidence(doc: IndicatorDoc, threshold: float | None = None) -> dict[str, An
         "feature": doc.feature,
         "metric": doc.metric,
         "window": doc.window,
-        "window_start": doc.window_start.isoformat().replace("+00:00", "Z"),
+        "window_start": iso(doc.window_start),
         "value": doc.value,
         "status": doc.status,
         "threshold": threshold if threshold is not None else doc.threshold,

@@ -42,6 +42,8 @@ class LazyConsole:
         return self._console
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
+        if all(isinstance(o, str) for o in objects):  # a sentence stays one line, whatever the terminal's width
+            kwargs.setdefault("soft_wrap", True)
         self.console.print(*objects, **kwargs)
 
     def print_json(self, text: str) -> None:

@@ -58,13 +58,15 @@ def drift(
     Each is a Parquet, CSV or JSON file, a glob or a folder of Parquet files. REFERENCE can also be a profile
     saved by `sustain profile`, so the reference is not read again."""
     _must_exist(reference, current)
+    from sustain.indicators.decide import DriftSettings
     from sustain.report.drift import DriftReport, as_rows, histograms
     from sustain.report.profile import ProfileError
     from sustain.report.read import DataReadError
 
-    chosen: Any = correction  # DriftReport checks it
+    chosen: Any = correction  # DriftSettings checks it
     try:
-        report = DriftReport(alpha=alpha, correction=chosen, method=method, test=test, bins=bins, min_effect=min_effect)
+        settings = DriftSettings(method=method, test=test, alpha=alpha, correction=chosen, min_effect=min_effect)
+        report = DriftReport(settings, bins=bins)
     except ValueError as exc:
         fail(f"--{exc}", 2)  # the message starts with the setting's name
     only = [c.strip() for c in columns.split(",") if c.strip()] if columns else None

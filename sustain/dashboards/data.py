@@ -27,10 +27,14 @@ import yaml
 from sustain.alerting.documents import Alert, AlertStore
 from sustain.durations import format_duration, parse_duration
 from sustain.errors import ValidationError
+from sustain.indicators.base import SEVERITY
+from sustain.indicators.base import worst as worst_status
 from sustain.indicators.defaults import default_indicators
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery, IndicatorStore
 from sustain.spec import ModelSpec
 from sustain.spec.secrets import redact_spec_json
+from sustain.timestamps import iso as _iso
+from sustain.timestamps import utc as _utc
 from sustain.transforms.plan import ColumnPlan, TransformPlan
 from sustain.transforms.profile import OTHER, ColumnProfile, ReferenceProfile
 from sustain.transforms.protocols import Transformer, WindowStore
@@ -41,7 +45,6 @@ MAX_POINTS = 5000  # a range holding more buckets of the chosen window is cut to
 MAX_RANGE = timedelta(days=366)
 QUALITY = ("missing", "type_errors", "out_of_range", "unseen_categories")
 LABEL_METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "mae", "rmse", "r2", "mape")
-_RANK = {"ok": 0, "warn": 1, "error": 1, "alert": 2}
 
 JSONDict = dict[str, Any]
 
@@ -122,22 +125,14 @@ class Axis:
         return [values.get(s) for s in self.starts]
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def _iso(t: datetime) -> str:
-    return _utc(t).isoformat().replace("+00:00", "Z")
-
-
 def _key(t: datetime) -> int:
     return round(_utc(t).timestamp())
 
 
 def worst(statuses: Iterable[str]) -> str | None:
     """The worst of ok/warn/alert (an indicator error counts as warn); None when nothing was judged."""
-    rank = max((_RANK[s] for s in statuses if s in _RANK), default=None)
-    return None if rank is None else ("ok", "warn", "alert")[rank]
+    judged = [s for s in statuses if s in SEVERITY and s != "insufficient"]
+    return None if not judged else ("ok", "warn", "alert")[SEVERITY[worst_status(judged)]]
 
 
 def choose_window(spec: ModelSpec, span_seconds: float, wanted: str | None) -> str:

@@ -8,7 +8,7 @@ data, and promoted (the demo's policy is automatic). Traffic goes through the ga
 request and response; true labels follow two seconds later. Then the customers drift, the drift alert fires,
 and the retrain action calls a local trainer that retrains on the recent labelled events and registers
 version 2. The registry poll finds it, the pipeline checks and tests it against the champion, serves it as
-the candidate and promotes it; traffic moves to it, and the drift alert of version 1 resolves.
+the candidate and promotes it; traffic moves to it, and the model's drift alert resolves on the new version's windows.
 """
 
 from __future__ import annotations

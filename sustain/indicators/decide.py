@@ -16,12 +16,12 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from sustain.indicators.base import Status
 from sustain.indicators.gamma import moment_matched_isf, moment_matched_sf
 from sustain.indicators.stats.nulls import NullCache
 from sustain.transforms.bins import OTHER
 
 Counts = npt.NDArray[np.float64]
-Status = Literal["ok", "warn", "alert", "insufficient"]
 Correction = Literal["bh", "bonferroni", "holm", "none"]
 
 # The smallest effect worth an alert. Numbers are judged by default with the normed Wasserstein distance, in
@@ -56,6 +56,37 @@ def check_settings(*, alpha: float, correction: str, method: str = "auto", test:
         raise ValueError(f"alpha must be between 0 and 1, not {alpha}")
     if correction not in ("bh", "bonferroni", "holm", "none"):
         raise ValueError(f"correction must be bh, bonferroni, holm or none, not {correction!r}")
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """How columns are judged for drift, validated once: the same settings for the engine's ``drift``
+    indicator, the one-shot report and ``sustain drift``.
+
+    >>> DriftSettings(alpha=0.05).correction
+    'bh'
+    >>> DriftSettings(test="t")
+    Traceback (most recent call last):
+    ...
+    ValueError: test must be one of auto, calibrated, chi2, z, fisher, ks, cvm, ad, not 't'
+    """
+
+    method: str = "auto"  # a distance of DISTANCE_NAMES, or auto (wasserstein for numbers, psi otherwise)
+    test: str = "auto"  # one of TESTS; auto picks by the column's kind and the window's size
+    alpha: float = 0.01  # the false-alarm budget of one judgement, across its columns after the correction
+    correction: Correction = "bh"
+    min_effect: float | None = None  # the effect floor; None: MIN_EFFECT of the distance
+    draws: int = 400  # Monte Carlo draws of a calibrated test
+    exact_max: int = 1000  # windows up to this size are judged by exact or sample tests
+
+    def __post_init__(self) -> None:
+        check_settings(alpha=self.alpha, correction=self.correction, method=self.method, test=self.test)
+        if self.draws < 1:
+            raise ValueError(f"draws must be at least 1, not {self.draws}")
+        if self.exact_max < 0:
+            raise ValueError(f"exact_max cannot be negative, not {self.exact_max}")
+        if self.min_effect is not None and self.min_effect < 0:
+            raise ValueError(f"min_effect cannot be negative, not {self.min_effect}")
 
 
 def distance_function(name: str, edges: Sequence[float] | None = None) -> Callable[[Counts, Counts], float]:
@@ -175,26 +206,20 @@ def judge(
     kind: str,
     ref_counts: Counts,
     cur_counts: Counts,
+    settings: DriftSettings,
     *,
-    method: str,
-    test: str,
-    min_effect: float | None,
-    exact_max: int,
-    alpha: float,
     columns: int,
-    correction: Correction,
-    draws: int,
     seed: int,
     samples: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
     keys: Sequence[str] = (),
     edges: Sequence[float] | None = None,
     nulls: NullCache | None = None,
 ) -> Assessment:
-    """One column judged with drift settings against the reference: the distance ``method`` allows for its kind,
+    """One column judged with ``settings`` against the reference: the distance ``method`` allows for its kind,
     the test ``test`` picks for the window's size, the effect floor, then :func:`assess`. ``keys`` name the bins of
     a categorical or boolean column (``true`` and the :data:`OTHER` bin are what a boolean test counts)."""
-    distance = distance_for(method, kind, edges, ref_counts)
-    chosen = choose_test(test, kind, int(cur_counts.sum()), exact_max, ref_counts, cur_counts)
+    distance = distance_for(settings.method, kind, edges, ref_counts)
+    chosen = choose_test(settings.test, kind, int(cur_counts.sum()), settings.exact_max, ref_counts, cur_counts)
     return assess(
         name,
         kind,
@@ -202,11 +227,11 @@ def judge(
         cur_counts,
         distance=distance,
         test=chosen,
-        floor=min_effect if min_effect is not None else MIN_EFFECT[distance],
-        alpha=alpha,
+        floor=settings.min_effect if settings.min_effect is not None else MIN_EFFECT[distance],
+        alpha=settings.alpha,
         columns=columns,
-        correction=correction,
-        draws=draws,
+        correction=settings.correction,
+        draws=settings.draws,
         seed=seed,
         samples=samples,
         true_index=[i for i, key in enumerate(keys) if key in ("true", OTHER)],

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sustain.indicators.base import IndicatorValue
+from sustain.timestamps import iso
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class IndicatorDoc:
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
         for key in ("window_start", "window_end", "computed_at"):
-            body[key] = body[key].isoformat().replace("+00:00", "Z")
+            body[key] = iso(body[key])
         return body
 
 

@@ -34,7 +34,7 @@ from sustain.indicators.decide import (
     SAMPLE_TESTS,
     Assessment,
     Correction,
-    check_settings,
+    DriftSettings,
     decide,
     insufficient,
     judge,
@@ -75,7 +75,7 @@ class DataDrift(Indicator):
         exact_max: int = 1000,
         share_threshold: float = 0.0,
     ) -> None:
-        check_settings(alpha=alpha, correction=correction, method=method, test=test)
+        self.settings = DriftSettings(method, test, alpha, correction, min_effect, draws, exact_max)  # validated
         self.method = method
         self.test = test
         self.alpha = alpha
@@ -142,14 +142,8 @@ class DataDrift(Indicator):
             col.kind,
             ref_counts,
             cur_counts,
-            method=self.method,
-            test=self.test,
-            min_effect=self.min_effect,
-            exact_max=self.exact_max,
-            alpha=self.alpha,
+            self.settings,
             columns=len(ctx.columns),
-            correction=self.correction,
-            draws=self.draws,
             seed=ctx.seed,
             samples=pair,
             keys=keys,

@@ -25,8 +25,7 @@ import pyarrow as pa
 from sustain.indicators.decide import (
     SAMPLE_TESTS,
     Assessment,
-    Correction,
-    check_settings,
+    DriftSettings,
     decide,
     insufficient,
     judge,
@@ -103,30 +102,17 @@ class DriftReport:
 
     def __init__(
         self,
+        settings: DriftSettings | None = None,
         *,
-        alpha: float = 0.01,
-        correction: Correction = "bh",
-        method: str = "auto",
-        test: str = "auto",
         bins: int = 20,
-        min_effect: float | None = None,
-        draws: int = 400,
-        exact_max: int = 1000,
         max_categories: int = 100,
         seed: int = 0,
         threads: int | None = None,
     ) -> None:
-        check_settings(alpha=alpha, correction=correction, method=method, test=test)
         if bins < 2:
             raise ValueError("bins must be at least 2")
-        self.alpha = alpha
-        self.correction: Correction = correction
-        self.method = method
-        self.test = test
+        self.settings = settings if settings is not None else DriftSettings()
         self.bins = bins
-        self.min_effect = min_effect
-        self.draws = draws
-        self.exact_max = exact_max
         self.max_categories = max_categories
         self.seed = seed
         self.threads = threads
@@ -279,7 +265,7 @@ class DriftReport:
             self._assess(i, c, bins.get(i), ref, cur, samples, len(columns), identifiers.get(i))
             for i, c in enumerate(columns)
         ]
-        decide(assessed, self.alpha, self.correction)
+        decide(assessed, self.settings.alpha, self.settings.correction)
         return assessed, notes, {"reference_rows": ref.rows, "current_rows": cur.rows}
 
     def _samples(
@@ -291,7 +277,7 @@ class DriftReport:
         current_rows: int,
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Raw values for exact tests, only when the current data is small enough to take one."""
-        if current_rows > self.exact_max and self.test not in SAMPLE_TESTS:
+        if current_rows > self.settings.exact_max and self.settings.test not in SAMPLE_TESTS:
             return {}
         numeric = [c.name for c in columns if c.kind == "numeric"]
         if not numeric:
@@ -306,7 +292,7 @@ class DriftReport:
     @property
     def sample_size(self) -> int:
         """Values kept per numeric column for exact tests."""
-        return max(self.exact_max, 5000)
+        return max(self.settings.exact_max, 5000)
 
     def _assess(
         self,
@@ -351,14 +337,8 @@ class DriftReport:
             c.kind,
             ref_counts,
             cur_counts,
-            method=self.method,
-            test=self.test,
-            min_effect=self.min_effect,
-            exact_max=self.exact_max,
-            alpha=self.alpha,
+            self.settings,
             columns=n_columns,
-            correction=self.correction,
-            draws=self.draws,
             seed=self.seed + i,
             samples=samples.get(c.name),
             keys=keys,

@@ -8,13 +8,14 @@ from typing import Any
 import orjson
 
 from sustain.store.layout import Layout
+from sustain.timestamps import iso
 
 
 def _iso(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return iso(value)
     return str(value)
 
 

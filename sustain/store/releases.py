@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from sustain.errors import Conflict
+from sustain.timestamps import iso, parse_time
 
 Outcome = Literal["running", "passed", "failed", "skipped"]
 Role = Literal["champion", "challenger", "previous_champion"]
@@ -74,14 +75,6 @@ _NEXT: dict[State, frozenset[State]] = {
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)

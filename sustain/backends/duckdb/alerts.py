@@ -36,7 +36,17 @@ class DuckDBAlerts:
         return Alert(**data)
 
     def save(self, alert: Alert) -> None:
+        # Attempts belong to add_attempt: an alert read before a dispatcher thread recorded one must not erase it
+        # when it is saved again (the evaluator judges several windows in one pass while actions run).
         with self.store.transaction() as con:
+            rows = con.execute("SELECT body FROM _alerts WHERE id = ?", [alert.id]).fetchall()
+            if rows:
+                stored = self._load(rows[0][0])
+                alert.attempts = stored.attempts
+                if stored.last_notified_at is not None:
+                    alert.last_notified_at = max(
+                        alert.last_notified_at or stored.last_notified_at, stored.last_notified_at
+                    )
             con.execute(
                 "INSERT OR REPLACE INTO _alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [

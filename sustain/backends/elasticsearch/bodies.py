@@ -24,17 +24,13 @@ from sustain.backends.elasticsearch.client import PAGE_SIZE, Operation
 from sustain.backends.elasticsearch.mappings import DEFAULT_PREFIX, event_doc_id, events_index_template
 from sustain.spec import LabelKind, ModelSpec
 from sustain.store.base import DoneExchange, EventQuery, PendingHalf, ReferenceInfo
+from sustain.timestamps import iso
 
 KEYWORD: dict[str, Any] = {"type": "keyword"}
 DATE: dict[str, Any] = {"type": "date"}
 OPAQUE: dict[str, Any] = {"type": "object", "enabled": False}
 # Small system indices: one shard, a replica wherever there is a second node.
 SMALL_INDEX_SETTINGS: dict[str, Any] = {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
-
-
-def iso(value: datetime) -> str:
-    """An aware datetime as ISO 8601 with ``Z``, as every document stores dates."""
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def small_index_body(properties: dict[str, Any], meta_kind: str) -> dict[str, Any]:

@@ -23,12 +23,13 @@ from typing import Any
 
 import orjson
 
-from sustain.backends.elasticsearch.bodies import DATE, KEYWORD, OPAQUE, iso, small_index_body
+from sustain.backends.elasticsearch.bodies import DATE, KEYWORD, OPAQUE, small_index_body
 from sustain.backends.elasticsearch.client import MAX_RESULT_WINDOW, NOT_FOUND, PAGE_SIZE, Operation
 from sustain.backends.elasticsearch.responses import bulk_failures, parse_time
 from sustain.backends.elasticsearch.store import ElasticsearchStore
 from sustain.errors import StoreError
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery
+from sustain.timestamps import iso
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 _KEY_SEPARATOR = "\x1f"

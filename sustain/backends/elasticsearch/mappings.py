@@ -58,6 +58,7 @@ from sustain.collector.categories import category_key
 from sustain.durations import parse_duration
 from sustain.spec import ModelSpec
 from sustain.store.layout import Column, Layout
+from sustain.timestamps import iso
 
 DEFAULT_PREFIX = "sustain"
 ILM_POLICY = "sustain-events"
@@ -241,7 +242,7 @@ def _category(value: Any) -> str | None:
 
 def _timestamp(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return iso(value)
     return value
 
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from sustain.backends.elasticsearch.bodies import iso
 from sustain.backends.elasticsearch.client import MAX_RESULT_WINDOW, NOT_FOUND, PAGE_SIZE
 from sustain.backends.elasticsearch.mappings import bucket_field, bucket_start, epoch_micros, es_field
 from sustain.backends.elasticsearch.responses import columns_table, event_row, label_for
@@ -33,6 +32,7 @@ from sustain.durations import parse_duration
 from sustain.errors import NotFound
 from sustain.spec import ModelSpec
 from sustain.store.layout import Layout
+from sustain.timestamps import iso
 from sustain.transforms.plan import TransformPlan
 from sustain.transforms.window import WindowAggregates
 

@@ -18,10 +18,11 @@ from typing import Any
 
 import orjson
 
-from sustain.backends.elasticsearch.bodies import DATE, KEYWORD, OPAQUE, iso, small_index_body
+from sustain.backends.elasticsearch.bodies import DATE, KEYWORD, OPAQUE, small_index_body
 from sustain.backends.elasticsearch.client import PAGE_SIZE
 from sustain.backends.elasticsearch.mappings import bucket_field, event_doc_id
 from sustain.backends.elasticsearch.transforms import SEARCH_MAX_BUCKETS, UPDATED_FIELD, dest_index
+from sustain.timestamps import iso
 from sustain.transforms.plan import TransformPlan
 from sustain.transforms.profile import ReferenceProfile
 

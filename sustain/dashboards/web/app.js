@@ -6,7 +6,7 @@
 (() => {
   const RANGES = [["15m", "last 15 minutes"], ["1h", "last hour"], ["6h", "last 6 hours"], ["24h", "last 24 hours"], ["7d", "last 7 days"]];
   const REFRESH = [["0", "off"], ["10", "10s"], ["30", "30s"], ["60", "60s"]];
-  const TOKEN_KEY = "sustain.token";
+  const { TOKEN_KEY, HttpError, api, h, $ } = window.sustainUi;
   const COLORS = { ok: "#1a7f37", warn: "#d98e04", alert: "#c62828", insufficient: "#c3c9d1", error: "#6f42c1" };
   const STATUS_TEXT = { ok: "OK", warn: "Warning", alert: "Alert" };
   const SERIES = ["#0b5cad", "#d95f02", "#7570b3", "#1b9e77", "#e7298a", "#66a61e", "#a6761d", "#666666"];
@@ -44,49 +44,6 @@
       writeState({ token: "" }); // never leave the token in a URL someone may copy
     }
   }
-
-  class HttpError extends Error {
-    constructor(status, message) {
-      super(message);
-      this.status = status;
-    }
-  }
-
-  async function api(path) {
-    const headers = { Accept: "application/json" };
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers.Authorization = "Bearer " + token;
-    const response = await fetch(path, { headers, cache: "no-store" });
-    let body = null;
-    try {
-      body = await response.json();
-    } catch (err) {
-      body = null;
-    }
-    if (!response.ok) {
-      const message = body && body.error ? body.error.message : response.statusText;
-      throw new HttpError(response.status, message);
-    }
-    return body;
-  }
-
-  // -- small DOM helpers --------------------------------------------------------------------------
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") el.className = value;
-      else if (key === "text") el.textContent = value;
-      else el.setAttribute(key, value);
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined) continue;
-      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return el;
-  }
-
-  const $ = (id) => document.getElementById(id);
 
   function badge(status, testid) {
     const text = STATUS_TEXT[status] || (status ? status : "No data");

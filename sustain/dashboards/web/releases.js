@@ -6,34 +6,10 @@
 "use strict";
 
 (() => {
-  const TOKEN_KEY = "sustain.token";
+  const { TOKEN_KEY, HttpError, api, h, $ } = window.sustainUi;
   const ICON = { passed: "✓", failed: "✗", skipped: "–", running: "…" };
   const STATE_CLASS = { promoted: "ok", deployed: "warn", rejected: "alert", failed: "alert", rolled_back: "none" };
   let loads = 0;
-
-  const $ = (id) => document.getElementById(id);
-
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") el.className = value;
-      else if (key === "text") el.textContent = value;
-      else el.setAttribute(key, value);
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined) continue;
-      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return el;
-  }
-
-  class HttpError extends Error {
-    constructor(status, message) {
-      super(message);
-      this.status = status;
-    }
-  }
 
   function adoptToken() {
     const q = new URLSearchParams(location.search);
@@ -44,24 +20,6 @@
       const search = q.toString();
       history.replaceState(null, "", location.pathname + (search ? "?" + search : ""));
     }
-  }
-
-  async function api(path, method) {
-    const headers = { Accept: "application/json" };
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers.Authorization = "Bearer " + token;
-    const response = await fetch(path, { method: method || "GET", headers, cache: "no-store" });
-    let body = null;
-    try {
-      body = await response.json();
-    } catch (err) {
-      body = null;
-    }
-    if (!response.ok) {
-      const message = body && body.error ? body.error.message : response.statusText;
-      throw new HttpError(response.status, message);
-    }
-    return body;
   }
 
   const when = (iso) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$/, " UTC").replace(/Z$/, " UTC") : "–");

@@ -164,14 +164,18 @@ class LocalTarget:
             for key, server in items:
                 if self._stop.is_set():
                     return
-                if server.healthy(timeout=2.0):
+                healthy = server.healthy(timeout=2.0)
+                backend = self.backends.get(key)
+                if backend is None:  # retired while it was being checked
+                    continue
+                if healthy:
                     self._failures[key] = 0
-                    self.backends[key].up = True
+                    backend.up = True
                     continue
                 self._failures[key] = self._failures.get(key, 0) + 1
                 if server.alive() and self._failures[key] < self.failures_before_restart:
                     continue
-                self.backends[key].up = False
+                backend.up = False
                 with self._lock:
                     self._restarting.add(key)
                 threading.Thread(target=self._restart, args=(key, server), daemon=True).start()
