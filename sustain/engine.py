@@ -1,35 +1,54 @@
 """The engine: transforms, then indicators, then alerting, on a schedule, over a store.
 
-Every ``transform_interval`` the checkpointed transforms fold new events into
-window partials and note which windows changed; every ``indicator_interval``
-the indicators of the spec run on those windows and their documents are
-written back. A failing indicator (a plugin that raises, returns garbage or is
-slow) is recorded as an indicator error and never stops the engine.
+A *pass* folds new events into window partials (the transforms, checkpointed), then computes the indicators of
+the windows that changed and writes their documents back, then tells the listeners (alerting). Work follows the
+data, not the number of models:
 
-Models are isolated from each other: whatever fails for one model (a transform,
-its indicators, profiling its reference) is recorded on that model
-(:meth:`Engine.model_failures`, shown by ``/readyz`` and the dashboard overview)
-and the other models carry on. The failure clears once that stage succeeds again.
+* the transforms run only for plans with events or labels their checkpoints have not seen, all of them in one
+  batch when the backend can (:meth:`~sustain.transforms.protocols.Transformer.run_plans`): an idle model costs
+  next to nothing;
+* a window is computed when it changed; windows that became final (closed) are computed at the first pass
+  after, oldest first, ahead of open ones, which are recomputed (``partial`` documents) only every
+  ``indicator_interval``; the loop wakes when a window becomes final;
+* the windows a pass computes are read at once, each model's indicators are computed as one unit (in worker
+  processes when the pass is large, see :mod:`sustain.indicators.pool`), and every document of the pass is
+  written in one store write;
+* calibrated drift reads null distributions from a cache drawn once per reference, window-size bucket and
+  distance (:mod:`sustain.indicators.stats.nulls`), kept in the store across restarts.
+
+Each pass times its phases (:data:`PHASES`, in :attr:`EngineStats.phases`), counts the models it processed,
+and every document keeps its freshness (seconds from its window's last event to its computation); the engine
+knows how far behind each model is (:meth:`Engine.lags`). A failing indicator (a plugin that raises, returns
+garbage or is slow) is recorded as an indicator error.
+
+A window is *final* once its end plus the model's ``late_arrival`` delay is before the start of the last
+transform run (less the runner's own lag): every event that arrived in time is in it (:meth:`Engine.final`).
+Documents of windows that are not final yet are ``partial``; alert rules judge final windows only.
+
+Models are isolated from each other: whatever fails for one model (a transform, its indicators, profiling its
+reference, retention) is recorded on that model (:meth:`Engine.model_failures`, shown by ``/readyz`` and the
+dashboard overview) and the other models carry on. The failure clears once that stage succeeds again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sustain.errors import PluginError, SustainError
-from sustain.indicators.base import Indicator, IndicatorValue
-from sustain.indicators.context import WindowContext, WindowSource, select_columns
-from sustain.indicators.defaults import default_indicators
+from sustain.indicators.base import Indicator
+from sustain.indicators.context import WindowSource
 from sustain.indicators.documents import IndicatorDoc, IndicatorStore
-from sustain.indicators.registry import load_module
+from sustain.indicators.pool import Computer, InProcess, WorkerPool
 from sustain.indicators.runner import IndicatorRunner
+from sustain.indicators.stats.nulls import DEFAULT_ENTRIES, NullCache, NullStore
+from sustain.indicators.work import ModelWork, indicator_specs
 from sustain.registry import Registry
 from sustain.spec import IndicatorSpec, ModelSpec
 from sustain.store.base import Store
@@ -37,14 +56,20 @@ from sustain.transforms.plan import TransformPlan
 from sustain.transforms.protocols import Retainer, Transformer, WindowStore
 from sustain.transforms.references import profile_reference
 from sustain.transforms.runner_report import RetentionReport, RunReport
-from sustain.transforms.window import WindowAggregates
 
 log = logging.getLogger("sustain.engine")
 
 # Windows recomputed at start-up and after a rebuild, per plan: enough for dashboards and alert rules.
 RECENT_WINDOWS = 48
 
+# The phases of a pass, in order: what ``sustain_engine_phase_seconds{phase}`` reports.
+PHASES = ("transforms", "read", "indicators", "write", "alerts")
+
+# From this many models in one indicator run on, the run goes to worker processes (when the engine has any).
+POOL_FROM_MODELS = 8
+
 DocsListener = Callable[[list[IndicatorDoc]], None]
+Key = tuple[str, datetime]  # (version, window start)
 
 
 class Ownership(Protocol):
@@ -66,11 +91,17 @@ class EngineStats:
     last_error: str | None = None
     last_transform_seconds: float = 0.0
     last_indicator_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # the last pass's
+    phase_totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    models_transformed: int = 0  # models with new events or labels in the last transform run
+    models_processed: int = 0  # models whose windows the last indicator run computed
+    windows_computed: int = 0  # windows the last indicator run computed
+    freshness: dict[str, float] = field(default_factory=dict)  # model -> seconds, its newest final window's
 
 
 @dataclass
 class ModelFailure:
-    """The latest failure of one stage (transforms, indicators, reference) of one model."""
+    """The latest failure of one stage (transforms, indicators, reference, retention) of one model."""
 
     model: str
     stage: str
@@ -96,8 +127,8 @@ def _describe(exc: BaseException) -> str:
 @dataclass
 class _Dirty:
     plan: TransformPlan
-    windows: set[tuple[str, datetime]] = field(default_factory=set)
-    open: set[tuple[str, datetime]] = field(default_factory=set)  # computed while still open: redo once closed
+    windows: set[Key] = field(default_factory=set)  # changed since computed
+    open: set[Key] = field(default_factory=set)  # computed while not final: computed again once final
 
 
 class Engine:
@@ -122,9 +153,14 @@ class Engine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         registry: Registry[type[Indicator]] | None = None,
         ownership: Ownership | None = None,
+        workers: int = 0,
+        nulls: NullStore | None = None,
+        null_entries: int = DEFAULT_ENTRIES,
     ) -> None:
         """``ownership``, when given, limits this engine to the models it holds (one writer per model among
-        replicas); without it the engine computes every model of the store."""
+        replicas); without it the engine computes every model of the store. ``workers`` worker processes
+        compute the indicators of large passes (0: always in this process). ``nulls`` keeps the calibration
+        cache across restarts; ``null_entries`` null distributions are kept in memory, in each process."""
         self.store = store
         self.windows = windows
         self.runner = runner
@@ -132,6 +168,7 @@ class Engine:
         self.source = source
         self.transform_interval = transform_interval
         self.indicator_interval = indicator_interval
+        self.indicator_timeout = indicator_timeout
         self.retention = retention
         self.retention_interval = retention_interval
         self.clock = clock
@@ -143,9 +180,14 @@ class Engine:
         self._thread: threading.Thread | None = None
         self.registry = registry
         self.indicators = IndicatorRunner(documents, timeout=indicator_timeout, registry=registry)
+        self.nulls = NullCache(nulls, max_entries=null_entries)
+        self.workers = workers
+        self._pool: WorkerPool | None = None
+        self._in_process = InProcess(self.indicators, source, registry=registry, nulls=self.nulls)
         self._started = False
         self.ownership = ownership
         self._owned: set[str] = set()
+        self._plans: dict[str, tuple[ModelSpec, object, list[TransformPlan]]] = {}
         # Events up to this time are folded into the windows: the start of the last transform run, less the
         # runner's own lag (an Elasticsearch transform's sync delay). A window is final once its end plus the
         # model's late-arrival delay is before it.
@@ -191,45 +233,76 @@ class Engine:
         self._succeeded(model, "reference")
         # Profiles feed the plans: a change of bins makes the next transform run rebuild the windows.
         with self._lock:
+            self._plans.pop(model, None)
             for plan in self.runner.plans(spec):
                 self._mark_recent(plan)
 
+    def plans(self, spec: ModelSpec) -> list[TransformPlan]:
+        """The transform plans of ``spec``, remembered while the spec and its binning profile stay the same."""
+        binning = self.windows.binning_profile(spec)
+        found = self._plans.get(spec.name)
+        if found is not None and found[0] is spec and found[1] is binning:
+            return found[2]
+        plans = self.runner.plans(spec)
+        self._plans[spec.name] = (spec, binning, plans)
+        return plans
+
     # -- transforms ---------------------------------------------------------------------------
     def run_transforms(self, specs: Iterable[ModelSpec] | None = None) -> list[RunReport]:
-        started = time.perf_counter()
-        settled = self.clock() - timedelta(seconds=float(getattr(self.runner, "lag_seconds", 0.0)))
-        reports = []
-        with self._lock:
-            for spec in specs if specs is not None else self.store.list_specs():
-                if self.ownership is not None and not self.ownership.owns(spec.name):
-                    self._owned.discard(spec.name)
-                    continue
-                taken = spec.name not in self._owned  # first run, or a model taken over from another replica
-                self._owned.add(spec.name)
-                self._late[spec.name] = spec.late_arrival_seconds
-                try:
-                    reports.extend(self._transform(spec, taken))
-                except Exception as exc:  # this model's failure, recorded on it; the others carry on
-                    self._failed(spec.name, "transforms", exc)
-                else:
-                    self._succeeded(spec.name, "transforms")
-            self._started = True
-            self._settled = settled
+        """Fold new events and labels into the windows of every model this engine computes."""
+        with self._phase("transforms") as started:
+            settled = self.clock() - timedelta(seconds=float(getattr(self.runner, "lag_seconds", 0.0)))
+            with self._lock:
+                plans: list[TransformPlan] = []
+                taken: set[str] = set()
+                failed: set[str] = set()
+                running: list[str] = []
+                for spec in specs if specs is not None else self.store.list_specs():
+                    if self.ownership is not None and not self.ownership.owns(spec.name):
+                        self._owned.discard(spec.name)
+                        continue
+                    if spec.name not in self._owned:  # first run, or a model taken over from another replica
+                        taken.add(spec.name)
+                    self._owned.add(spec.name)
+                    self._late[spec.name] = spec.late_arrival_seconds
+                    running.append(spec.name)
+                    try:
+                        plans.extend(self.plans(spec))
+                    except Exception as exc:  # this model's failure, recorded on it; the others carry on
+                        self._failed(spec.name, "transforms", exc)
+                        failed.add(spec.name)
+                batch = self.runner.run_plans(plans)
+                for failure in batch.failures:
+                    self._failed(failure.plan.model, "transforms", failure.error)
+                    failed.add(failure.plan.model)
+                by_id = {p.id: p for p in plans}
+                busy: set[str] = set()
+                for report in batch.reports:
+                    plan = by_id[report.transform]
+                    try:
+                        self._note_report(plan, report, plan.model in taken)
+                    except Exception as exc:
+                        self._failed(plan.model, "transforms", exc)
+                        failed.add(plan.model)
+                    if report.events or report.touched:
+                        busy.add(plan.model)
+                for model in running:
+                    if model not in failed:
+                        self._succeeded(model, "transforms")
+                self._started = True
+                self._settled = settled
+            self.stats.models_transformed = len(busy)
         self.stats.transform_runs += 1
         self.stats.last_transform_seconds = time.perf_counter() - started
-        return reports
+        return batch.reports
 
-    def _transform(self, spec: ModelSpec, taken: bool) -> list[RunReport]:
-        reports = []
-        for plan in self.runner.plans(spec):
-            report = self.runner.run_plan(plan)
-            reports.append(report)
-            dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
-            dirty.plan = plan
-            if report.rebuilt or not self._started or taken:
-                self._mark_recent(plan, report.rebuilt_from)
-            dirty.windows.update(report.touched)
-        return reports
+    def _note_report(self, plan: TransformPlan, report: RunReport, taken: bool) -> None:
+        """Remember the windows a transform run changed (all recent ones after a rebuild or a take-over)."""
+        dirty = self._dirty.setdefault(plan.id, _Dirty(plan))
+        dirty.plan = plan
+        if report.rebuilt or not self._started or taken:
+            self._mark_recent(plan, report.rebuilt_from)
+        dirty.windows.update(report.touched)
 
     def _mark_recent(self, plan: TransformPlan, kept_from: datetime | None = None) -> None:
         since = self.clock() - timedelta(seconds=plan.window_seconds * RECENT_WINDOWS)
@@ -241,110 +314,181 @@ class Engine:
 
     # -- indicators ---------------------------------------------------------------------------
     def indicator_specs(self, spec: ModelSpec) -> list[IndicatorSpec]:
-        for module in spec.plugins:
-            load_module(module, self.registry)
-        return spec.indicators if spec.indicators is not None else default_indicators(spec)
+        return indicator_specs(spec, self.registry)
 
     def final(self, plan: TransformPlan, start: datetime) -> bool:
         """Whether the window of ``plan`` starting at ``start`` is final: its end plus the model's late-arrival
         delay is before the last transform run, so every event that arrived in time is in it."""
         if self._settled is None:
             return False
-        end = start + timedelta(seconds=plan.window_seconds + self._late.get(plan.model, 0.0))
-        return end <= self._settled
+        return self._final_at(plan, start) <= self._settled
 
-    def run_indicators(self) -> list[IndicatorDoc]:
+    def _final_at(self, plan: TransformPlan, start: datetime) -> datetime:
+        """When the window becomes final: its end plus the model's late-arrival delay (on the settled clock)."""
+        return start + timedelta(seconds=plan.window_seconds + self._late.get(plan.model, 0.0))
+
+    def run_indicators(self, *, open_windows: bool = True) -> list[IndicatorDoc]:
+        """Compute the windows that changed: those that became final, and (``open_windows``) open ones."""
         started = time.perf_counter()
         with self._lock:
-            for d in self._dirty.values():
-                closed = {k for k in d.open if self.final(d.plan, k[1])}
-                d.windows |= closed
-                d.open -= closed
-            if self.ownership is not None:  # windows of models another replica computes now are its work
-                for d in self._dirty.values():
-                    if d.plan.model not in self._owned:
-                        d.windows.clear()
-                        d.open.clear()
-            work = [(d.plan, sorted(d.windows, key=lambda k: k[1])) for d in self._dirty.values() if d.windows]
-            for plan, keys in work:
-                dirty = self._dirty[plan.id]
-                dirty.windows.clear()
-                dirty.open |= {k for k in keys if not self.final(plan, k[1])}  # computed early: redo once final
+            work = self._take(open_windows)
+        with self._phase("read"):
+            units = self._units(work)
+        with self._phase("indicators"):
+            outcomes = self._computer(len(units)).run([u for u, _ in units])
         docs: list[IndicatorDoc] = []
-        failed: set[str] = set()
-        for plan, keys in work:
-            spec = self.store.get_spec(plan.model)
-            if spec is None:
-                continue
-            try:
-                docs.extend(self._compute_windows(spec, plan, keys))
-            except Exception as exc:  # this model's failure: its windows wait for the next run, the rest go on
-                self._failed(plan.model, "indicators", exc)
-                failed.add(plan.model)
+        computed: set[str] = set()
+        for (unit, keys), outcome in zip(units, outcomes, strict=True):
+            if isinstance(outcome, BaseException):  # this model's failure: its windows wait for the next run
+                self._failed(unit.model, "indicators", outcome)
                 with self._lock:
-                    self._dirty[plan.id].windows.update(keys)
-        for model in {plan.model for plan, _ in work} - failed:
-            self._succeeded(model, "indicators")
-        self.documents.put(docs)
-        self.indicators.save_states()
+                    self._dirty[unit.plan.id].windows.update(keys)
+                continue
+            self._succeeded(unit.model, "indicators")
+            docs.extend(outcome)
+            computed.add(unit.model)
+        with self._phase("write"):
+            self.documents.put(docs)
+            self._save_states(computed)
+        self._note_freshness(docs)
         self.stats.indicator_runs += 1
-        self.stats.indicator_errors = self.indicators.stats.errors
+        self.stats.indicator_errors = self.indicators.stats.errors + self._pool_errors()
         self.stats.documents += len(docs)
+        self.stats.models_processed = len(computed)
+        self.stats.windows_computed = sum(len(u.windows) for u, _ in units)
+        with self._phase("alerts"):
+            for listener in self.listeners:
+                try:
+                    listener(docs)
+                except Exception as exc:  # alerting must not stop indicators
+                    self.stats.last_error = f"listener failed: {exc!r}"
+                    log.exception("an indicator listener failed")
         self.stats.last_indicator_seconds = time.perf_counter() - started
-        for listener in self.listeners:
-            try:
-                listener(docs)
-            except Exception as exc:  # alerting must not stop indicators
-                self.stats.last_error = f"listener failed: {exc!r}"
-                log.exception("an indicator listener failed")
         return docs
 
-    def _compute_windows(
-        self, spec: ModelSpec, plan: TransformPlan, keys: list[tuple[str, datetime]]
-    ) -> list[IndicatorDoc]:
-        since = min(b for _, b in keys)
-        wanted = set(keys)
-        windows = [w for w in self.windows.read_windows(plan, since=since) if (w.version, w.start) in wanted]
-        indicator_specs = self.indicator_specs(spec)  # a plugin that does not load fails this model only
-        binning = self.windows.binning_profile(spec)
-        profiles = {p.version: p for p in self.windows.list_profiles(spec.name)}
-        docs: list[IndicatorDoc] = []
-        for window in windows:
-            partial = not self.final(plan, window.start)
-            reference = profiles.get(window.version) or binning
-            computed: dict[str, list[IndicatorValue]] = {}
-            for ind in indicator_specs:
-                if ind.windows is not None and plan.window not in ind.windows:
-                    continue
-                ctx = WindowContext(
-                    spec=spec,
-                    plan=plan,
-                    window=window,
-                    reference=reference,
-                    columns=select_columns(spec, plan, ind.features),
+    def _take(self, open_windows: bool) -> list[tuple[TransformPlan, list[Key]]]:
+        """The windows this run computes, per plan: plans with final windows first, oldest first."""
+        for d in self._dirty.values():
+            closed = {k for k in d.open if self.final(d.plan, k[1])}
+            d.windows |= closed
+            d.open -= closed
+        if self.ownership is not None:  # windows of models another replica computes now are its work
+            for d in self._dirty.values():
+                if d.plan.model not in self._owned:
+                    d.windows.clear()
+                    d.open.clear()
+        work = []
+        for d in self._dirty.values():
+            due = {k for k in d.windows if open_windows or self.final(d.plan, k[1])}
+            if not due:
+                continue
+            d.windows -= due
+            d.open |= {k for k in due if not self.final(d.plan, k[1])}
+            work.append((d.plan, sorted(due, key=lambda k: (k[1], k[0]))))
+        far = datetime.max.replace(tzinfo=UTC)
+
+        def urgency(item: tuple[TransformPlan, list[Key]]) -> datetime:
+            plan, keys = item
+            ends = [k[1] for k in keys if self.final(plan, k[1])]
+            return min(ends) if ends else far
+
+        return sorted(work, key=urgency)
+
+    def _units(self, work: list[tuple[TransformPlan, list[Key]]]) -> list[tuple[ModelWork, list[Key]]]:
+        """The windows of the work read at once, as one unit per plan (with its model's reference profiles)."""
+        specs: dict[str, ModelSpec | None] = {}
+        wanted: list[tuple[TransformPlan, list[Key]]] = []
+        asked: list[tuple[TransformPlan, set[Key]]] = []
+        for plan, keys in work:
+            if plan.model not in specs:
+                specs[plan.model] = self.store.get_spec(plan.model)
+            if specs[plan.model] is not None:
+                wanted.append((plan, keys))
+                step = timedelta(seconds=plan.window_seconds)
+                asked.append((plan, {*keys, *((v, start - step) for v, start in keys)}))  # and the one before
+        read = self.windows.read_many(asked)
+        units = []
+        for (plan, keys), found in zip(wanted, read, strict=True):
+            computed = set(keys)
+            windows = [w for w in found if (w.version, w.start) in computed]
+            step = timedelta(seconds=plan.window_seconds)
+            known = {(w.version, w.start): w for w in found}
+            before = {(v, s - step): known.get((v, s - step)) for v, s in keys}
+            spec = specs[plan.model]
+            assert spec is not None
+            try:
+                profiles = {p.version: p for p in self.windows.list_profiles(spec.name)}
+                binning = self.windows.binning_profile(spec)
+            except Exception as exc:
+                self._failed(spec.name, "indicators", exc)
+                with self._lock:
+                    self._dirty[plan.id].windows.update(keys)
+                continue
+            partial = [not self.final(plan, w.start) for w in windows]
+            units.append((ModelWork(spec, plan, windows, partial, profiles, binning, before), keys))
+        return units
+
+    def _computer(self, units: int) -> Computer:
+        """Worker processes for a large run (started on the first), this process otherwise. Once started, the
+        pool computes every run: the state of stateful indicators lives where they are computed."""
+        if self._pool is None and self.workers > 0 and units >= POOL_FROM_MODELS:
+            self.indicators.save_states()  # the workers start from the states saved so far
+            try:
+                self._pool = WorkerPool(
+                    self.workers,
                     source=self.source,
-                    seed=_seed(spec.name, window),
-                    values=computed,
-                    partial=partial,
+                    documents=self.documents,
+                    nulls=self.nulls,
+                    registry=self.registry,
+                    timeout=self.indicator_timeout,
                 )
-                values = self.indicators.run(spec, ind, ctx)
-                computed[ind.id] = values
-                for value in values:
-                    doc = IndicatorDoc.of(
-                        value,
-                        model=spec.name,
-                        version=window.version,
-                        indicator=ind.id,
-                        type=ind.type,
-                        window=plan.window,
-                        start=window.start,
-                        end=window.end,
-                        partial=partial,
-                    )
-                    if reference is not None and value.details is not None:
-                        doc.details.setdefault("reference_version", reference.version)
-                    docs.append(doc)
-        return docs
+            except Exception as exc:  # e.g. a plugin class the workers cannot import: compute here instead
+                self.workers = 0
+                self.stats.last_error = f"indicator workers did not start: {exc!r}"
+                log.warning("indicator workers did not start (%r); computing in the engine's process", exc)
+        return self._pool if self._pool is not None else self._in_process
+
+    def _save_states(self, models: set[str]) -> None:
+        new = self.nulls.take_new()
+        if self._pool is not None:
+            self._pool.save_states(self.documents)
+            new += self._pool.take_nulls()
+        else:
+            self.indicators.save_states(models)
+        store = self.nulls.store
+        if store is not None and new:
+            try:
+                store.save_nulls(new)
+            except Exception:  # a cache: losing it costs time, not correctness
+                log.exception("saving %d null distributions failed", len(new))
+
+    def _pool_errors(self) -> int:
+        return self._pool.errors if self._pool is not None else 0
+
+    def _note_freshness(self, docs: list[IndicatorDoc]) -> None:
+        """Per model, the freshness of its newest final window computed (what the dashboard ranks)."""
+        newest: dict[str, tuple[datetime, float]] = {}
+        for doc in docs:
+            if doc.partial or doc.freshness is None:
+                continue
+            known = newest.get(doc.model)
+            if known is None or doc.window_end > known[0]:
+                newest[doc.model] = (doc.window_end, doc.freshness)
+        for model, (_, seconds) in newest.items():
+            self.stats.freshness[model] = seconds
+
+    def lags(self) -> dict[str, float]:
+        """Per model this engine computes, seconds since its oldest window still to compute became final (its
+        end plus the model's late-arrival delay; 0 when it has none)."""
+        now = self.clock()
+        out = dict.fromkeys(self._owned, 0.0)
+        with self._lock:
+            for d in self._dirty.values():
+                for _, start in d.windows:
+                    if self.final(d.plan, start):
+                        since = (now - self._final_at(d.plan, start)).total_seconds()
+                        out[d.plan.model] = max(out.get(d.plan.model, 0.0), since)
+        return out
 
     # -- retention ----------------------------------------------------------------------------
     def run_retention(self) -> list[RetentionReport]:
@@ -369,8 +513,18 @@ class Engine:
         return reports
 
     # -- schedule -----------------------------------------------------------------------------
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[float]:
+        started = time.perf_counter()
+        try:
+            yield started
+        finally:
+            seconds = time.perf_counter() - started
+            self.stats.phases[name] = seconds
+            self.stats.phase_totals[name] = self.stats.phase_totals.get(name, 0.0) + seconds
+
     def step(self) -> list[IndicatorDoc]:
-        """One transform run then one indicator run (tests and one-shot commands)."""
+        """One transform run then one indicator run of every changed window (tests and one-shot commands)."""
         self.run_transforms()
         return self.run_indicators()
 
@@ -387,30 +541,51 @@ class Engine:
             self._thread.join(timeout)
             self._thread = None
         self.indicators.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self.ownership is not None:
             self.ownership.release()
 
     def _loop(self) -> None:
-        next_transform = next_indicators = time.monotonic()
-        next_retention = next_transform + self.retention_interval
+        """A pass every ``transform_interval`` (and when a window becomes final); open windows are computed
+        every ``indicator_interval``; a retention sweep every ``retention_interval``."""
+        next_pass = next_open = time.monotonic()
+        next_retention = next_pass + self.retention_interval
         while not self._stop.is_set():
             now = time.monotonic()
             try:
-                if now >= next_transform:
+                if now >= next_pass:
                     self.run_transforms()
-                    next_transform = now + self.transform_interval
-                if now >= next_indicators:
-                    self.run_indicators()
-                    next_indicators = now + self.indicator_interval
+                    with_open = now >= next_open
+                    self.run_indicators(open_windows=with_open)
+                    if with_open:
+                        next_open = now + self.indicator_interval
+                    next_pass = min(now + self.transform_interval, self._next_final(now))
                 if now >= next_retention:
                     self.run_retention()
                     next_retention = now + self.retention_interval
             except Exception as exc:  # keep the schedule whatever happens; the error is visible in stats
                 self.stats.last_error = repr(exc)
-                log.exception("engine step failed; retrying at the next interval")
-                next_transform = max(next_transform, now + self.transform_interval)
-                next_indicators = max(next_indicators, now + self.indicator_interval)
-            self._stop.wait(max(0.01, min(next_transform, next_indicators, next_retention) - time.monotonic()))
+                log.exception("engine pass failed; retrying at the next interval")
+                next_pass = now + self.transform_interval
+                next_retention = max(next_retention, now + self.retention_interval)
+            self._stop.wait(max(0.01, min(next_pass, next_retention) - time.monotonic()))
+
+    def _next_final(self, monotonic_now: float) -> float:
+        """When (on the monotonic clock) the next window with data becomes final: its end plus the model's
+        late-arrival delay plus the runner's own lag."""
+        now = self.clock()
+        lag = timedelta(seconds=float(getattr(self.runner, "lag_seconds", 0.0)))
+        soonest: float | None = None
+        with self._lock:
+            for d in self._dirty.values():
+                for _, start in d.open | d.windows:
+                    at = self._final_at(d.plan, start) + lag
+                    if at > now:
+                        wait = (at - now).total_seconds()
+                        soonest = wait if soonest is None else min(soonest, wait)
+        return monotonic_now + soonest + 0.05 if soonest is not None else float("inf")
 
     def _spec(self, model: str) -> ModelSpec:
         spec = self.store.get_spec(model)
@@ -419,8 +594,3 @@ class Engine:
 
             raise NotFound(f"model {model!r} is not registered")
         return spec
-
-
-def _seed(model: str, window: WindowAggregates) -> int:
-    text = f"{model}|{window.version}|{window.window}|{window.start.isoformat()}"
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")

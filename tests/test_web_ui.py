@@ -238,6 +238,18 @@ def test_overview_shows_every_model_with_status_traffic_alert_and_sparklines(loa
     watched.assert_clean()
 
 
+def test_overview_shows_the_engines_last_pass_and_its_slowest_model(loaded: Loaded, watched: Watched) -> None:
+    engine = loaded.get("/v1/dashboard/overview", range="1h")["engine"]
+    assert list(engine["phases"]) == ["transforms", "read", "indicators", "write", "alerts"]
+    assert engine["slowest"]["model"] == "churn" and engine["slowest"]["freshness_seconds"] > 0
+    watched.goto(f"{loaded.url}/?range=1h&token={READ}")
+    page = watched.page
+    assert page.inner_text('[data-testid="engine-slowest"]').startswith("churn: computed ")
+    assert page.locator('[data-testid^="engine-phase-"]').count() == 5
+    assert "models computed" in page.inner_text('[data-testid="engine-pass"]')
+    watched.assert_clean()
+
+
 # -- the model page ----------------------------------------------------------------------------------
 def test_model_page_plots_the_logged_numbers(loaded: Loaded, watched: Watched) -> None:
     watched.goto(f"{loaded.url}/models/churn?range=15m&token={READ}")

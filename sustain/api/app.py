@@ -93,6 +93,8 @@ def build_context(settings: Settings, backend: Backend | None = None) -> AppCont
             transform_interval=settings.transform_interval,
             indicator_interval=settings.indicator_interval,
             retention_interval=settings.retention_interval,
+            workers=settings.engine_workers,
+            null_entries=settings.null_cache_entries,
         )
         alerting = Alerting(store, engine.documents, backend.alert_store(settings), env_policy=env_policy)
         engine.listeners.append(alerting.on_indicators)

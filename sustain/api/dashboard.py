@@ -12,6 +12,7 @@ from sustain.api.collector import Ctx, Read
 from sustain.api.context import AppContext
 from sustain.api.responses import JSON, json_response
 from sustain.dashboards.data import ModelQuery, Sources, TimeRange, model_view, overview
+from sustain.dashboards.engine_status import engine_summary
 
 router = APIRouter()
 
@@ -44,6 +45,7 @@ async def get_overview(
     failures = ctx.engine.model_failures() if ctx.engine is not None else {}
     body = await asyncio.to_thread(overview, sources, specs, TimeRange.parse(since, until, span), failures)
     body["inference"] = ctx.inference is not None  # the page then shows the inference units' queues
+    body["engine"] = engine_summary(ctx.require_engine("it has no windows or indicators to show"))
     return json_response(200, body)
 
 

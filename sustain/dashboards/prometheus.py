@@ -13,6 +13,8 @@ Gauges (label ``feature`` and ``metric`` are ``""`` for model-level values and s
 * ``sustain_alerts_firing``: how many alerts are firing.
 * ``sustain_metrics_read_error{source}``: 1 when reading ``indicators`` or ``alerts`` failed at this scrape
   (their gauges are then missing, not stale), else 0.
+* the engine's own figures (phases of a pass, models processed, lag and freshness per model): see
+  :mod:`sustain.dashboards.engine_status`.
 
 Reading every series costs a query, so a scrape reuses the gauges built less than ``cache_seconds`` ago
 (5 s by default). The collector sits on a registry of its own, which ``/metrics`` appends to the service's
@@ -48,6 +50,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from sustain.alerting.documents import Alert
+from sustain.dashboards.engine_status import EngineCollector, EngineFigures
 from sustain.indicators.documents import IndicatorDoc
 
 if TYPE_CHECKING:
@@ -181,12 +184,15 @@ class IndicatorCollector(Collector):
 
 
 class IndicatorRegistry(CollectorRegistry):
-    """A registry holding one :class:`IndicatorCollector` (``collector``)."""
+    """A registry holding one :class:`IndicatorCollector` (``collector``) and, for a service that runs an engine,
+    the engine's own figures (:class:`~sustain.dashboards.engine_status.EngineCollector`)."""
 
-    def __init__(self, collector: IndicatorCollector) -> None:
+    def __init__(self, collector: IndicatorCollector, engine: EngineFigures | None = None) -> None:
         super().__init__(auto_describe=False)
         self.collector = collector
         self.register(collector)
+        if engine is not None:
+            self.register(EngineCollector(engine))
 
 
 def indicator_registry(
@@ -195,7 +201,7 @@ def indicator_registry(
     """The registry of the indicator and alert gauges of a service's ``engine`` and ``alerting``."""
     documents = engine.documents if engine is not None else None
     alerts = alerting.alerts if alerting is not None else None
-    return IndicatorRegistry(IndicatorCollector(documents, alerts, cache_seconds=cache_seconds))
+    return IndicatorRegistry(IndicatorCollector(documents, alerts, cache_seconds=cache_seconds), engine)
 
 
 class Service(Protocol):

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from sustain.indicators.rows import LABEL, Rows
+from sustain.indicators.stats.nulls import NullCache
 from sustain.spec import ModelSpec
 from sustain.store.layout import Layout
 from sustain.transforms.plan import ColumnPlan, TransformPlan
@@ -66,6 +67,7 @@ class WindowContext:
     settings: dict[str, Any] = field(default_factory=dict)
     values: dict[str, list[Any]] = field(default_factory=dict)  # earlier indicators' values for this window, by id
     partial: bool = False  # the window is not final yet: open, or within the model's late-arrival delay
+    nulls: NullCache | None = None  # null distributions drawn once and shared (the engine's calibration cache)
 
     @property
     def version(self) -> str:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from sustain.indicators.base import Status
 from sustain.indicators.gamma import moment_matched_isf, moment_matched_sf
+from sustain.indicators.stats.nulls import NullCache
 from sustain.transforms.bins import OTHER
 
 Counts = npt.NDArray[np.float64]
@@ -212,6 +213,7 @@ def judge(
     samples: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
     keys: Sequence[str] = (),
     edges: Sequence[float] | None = None,
+    nulls: NullCache | None = None,
 ) -> Assessment:
     """One column judged with ``settings`` against the reference: the distance ``method`` allows for its kind,
     the test ``test`` picks for the window's size, the effect floor, then :func:`assess`. ``keys`` name the bins of
@@ -234,6 +236,7 @@ def judge(
         samples=samples,
         true_index=[i for i, key in enumerate(keys) if key in ("true", OTHER)],
         edges=edges,
+        nulls=nulls,
     )
 
 
@@ -254,10 +257,13 @@ def assess(
     samples: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
     true_index: Sequence[int] = (),
     edges: Sequence[float] | None = None,
+    nulls: NullCache | None = None,
 ) -> Assessment:
     """Effect size and p-value of one column. ``test`` is already chosen (see :func:`choose_test`); a sample
     test without ``samples`` falls back to the calibrated distance. ``edges`` (the interior bin edges of a
-    numeric column) are needed by the Wasserstein distance only."""
+    numeric column) are needed by the Wasserstein distance only. With ``nulls``, a calibrated distance reads its
+    null distribution from that cache (drawn once per reference, size bucket and distance) instead of drawing
+    one for this window alone."""
     n = int(cur_counts.sum())
     out = Assessment(name, kind, n, distance=distance, floor=floor, test=test)
     measure = distance_function(distance, edges)
@@ -299,6 +305,12 @@ def assess(
         out.p_value = result.p_value
         out.details["statistic"] = result.statistic
         out.threshold = floor
+    elif nulls is not None:
+        summary = nulls.summary(ref_counts, n, _statistic_name(distance, edges), measure, draws)
+        out.p_value = summary.tail(out.value)
+        out.details["null_mean"] = summary.mean
+        out.details["empirical_p"] = summary.empirical_p(out.value)
+        out.threshold = max(floor, summary.quantile(_level(alpha, columns, correction)))
     else:
         from sustain.indicators.stats.calibration import null_distribution
 
@@ -306,9 +318,23 @@ def assess(
         out.p_value = moment_matched_sf(null, out.value)
         out.details["null_mean"] = float(np.mean(null))
         out.details["empirical_p"] = float((1 + np.sum(null >= out.value)) / (1 + len(null)))
-        level = alpha / max(1, columns) if correction != "none" else alpha
-        out.threshold = max(floor, moment_matched_isf(null, level))
+        out.threshold = max(floor, moment_matched_isf(null, _level(alpha, columns, correction)))
     return out
+
+
+def _level(alpha: float, columns: int, correction: Correction) -> float:
+    """The per-column level a calibrated threshold is set at."""
+    return alpha / max(1, columns) if correction != "none" else alpha
+
+
+def _statistic_name(distance: str, edges: Sequence[float] | None) -> str:
+    """What defines a distance's null besides the reference counts: its name, and the bin edges it reads."""
+    if distance != "wasserstein" or edges is None:
+        return distance
+    import hashlib
+
+    digest = hashlib.blake2b(np.asarray(edges, dtype=np.float64).tobytes(), digest_size=6).hexdigest()
+    return f"{distance}:{digest}"
 
 
 def decide(assessments: Sequence[Assessment], alpha: float, correction: Correction) -> None:

@@ -3,7 +3,8 @@
 One document per (model, version, indicator, feature, window, window start);
 recomputing a window (more events arrived) replaces its documents. ``partial``
 is true until the window is final: its end plus the model's ``late_arrival``
-delay has passed (alert rules judge final windows only).
+delay has passed (alert rules judge final windows only). ``freshness`` says how
+many seconds after the window's last event the document was computed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class IndicatorDoc:
     partial: bool = False
     computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     metric: str | None = None
+    freshness: float | None = None  # seconds from the window's last event to computed_at
 
     @classmethod
     def of(
@@ -51,6 +53,8 @@ class IndicatorDoc:
         start: datetime,
         end: datetime,
         partial: bool,
+        computed_at: datetime | None = None,
+        freshness: float | None = None,
     ) -> IndicatorDoc:
         return cls(
             model=model,
@@ -69,7 +73,9 @@ class IndicatorDoc:
             method=value.method,
             details=dict(value.details),
             partial=partial,
+            computed_at=computed_at if computed_at is not None else datetime.now(UTC),
             metric=value.metric,
+            freshness=freshness,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -148,6 +148,7 @@ class DataDrift(Indicator):
             samples=pair,
             keys=keys,
             edges=ref.edges if ref.binned else None,
+            nulls=ctx.nulls,
         )
 
     def compute(self, ctx: WindowContext) -> Iterable[IndicatorValue]:

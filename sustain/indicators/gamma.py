@@ -93,25 +93,41 @@ def gamma_isf(shape: float, scale: float, p: float) -> float:
     return (lo + hi) / 2
 
 
-def _moments(null: npt.NDArray[np.float64]) -> tuple[float, float] | None:
+def null_moments(null: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """The mean and the sample variance of null draws (what the moment-matched gamma is fitted to)."""
     mean = float(np.mean(null))
     var = float(np.var(null, ddof=1)) if len(null) > 1 else 0.0
+    return mean, var
+
+
+def _shape_scale(mean: float, var: float) -> tuple[float, float] | None:
     if mean <= 0 or var <= 0:
         return None
     return mean * mean / var, var / mean
 
 
+def gamma_tail(mean: float, var: float, observed: float) -> float:
+    """The tail probability of ``observed`` under the gamma with this mean and variance (a point mass at the
+    mean when they do not fit one)."""
+    fitted = _shape_scale(mean, var)
+    if fitted is None:
+        return 1.0 if observed <= mean else 0.0
+    return gamma_sf(fitted[0], fitted[1], observed)
+
+
+def gamma_quantile(mean: float, var: float, p: float) -> float:
+    """The value exceeded with probability ``p`` under the gamma with this mean and variance."""
+    fitted = _shape_scale(mean, var)
+    if fitted is None:
+        return mean
+    return gamma_isf(fitted[0], fitted[1], p)
+
+
 def moment_matched_sf(null: npt.NDArray[np.float64], observed: float) -> float:
     """The tail probability of ``observed`` under a gamma fitted to the ``null`` draws by their moments."""
-    fitted = _moments(null)
-    if fitted is None:
-        return 1.0 if observed <= float(np.mean(null)) else 0.0
-    return gamma_sf(fitted[0], fitted[1], observed)
+    return gamma_tail(*null_moments(null), observed)
 
 
 def moment_matched_isf(null: npt.NDArray[np.float64], p: float) -> float:
     """The value exceeded with probability ``p`` under the fitted gamma."""
-    fitted = _moments(null)
-    if fitted is None:
-        return float(np.mean(null))
-    return gamma_isf(fitted[0], fitted[1], p)
+    return gamma_quantile(*null_moments(null), p)

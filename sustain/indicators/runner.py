@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class IndicatorRunner:
         self.stats = RunnerStats()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sustain-indicator")
         self._instances: dict[tuple[str, str], Indicator] = {}
+        self._states: dict[str, dict[str, dict[str, object]]] = {}  # saved states read at start, by model
         self._busy: dict[tuple[str, str], Future[list[object]]] = {}
         self._lock = threading.Lock()
 
@@ -76,7 +78,10 @@ class IndicatorRunner:
         found = self._instances.get(key)
         if found is None:
             found = build(ind, self.registry)
-            state = self.documents.get_states(spec.name).get(ind.id)
+            states = self._states.get(spec.name)
+            if states is None:  # read once per model: its first window builds all its indicators
+                states = self._states[spec.name] = self.documents.get_states(spec.name)
+            state = states.get(ind.id)
             if state is not None:
                 found.load_state(state)
             self._instances[key] = found
@@ -113,13 +118,20 @@ class IndicatorRunner:
         log.warning("indicator %s of %s on window %s: %s", ind.id, spec.name, ctx.window.start, message)
         return _error(message)
 
-    def save_states(self) -> None:
+    def states(self, models: Collection[str] | None = None) -> dict[str, dict[str, dict[str, object]]]:
+        """The state of every stateful indicator (of ``models``), by model and indicator id."""
         by_model: dict[str, dict[str, dict[str, object]]] = {}
         for (model, body), indicator in self._instances.items():
+            if models is not None and model not in models:
+                continue
             state = indicator.state()
             if state is not None:
                 by_model.setdefault(model, {})[IndicatorSpec.model_validate_json(body).id] = state
-        for model, states in by_model.items():
+        return by_model
+
+    def save_states(self, models: Collection[str] | None = None) -> None:
+        """Store the states of the stateful indicators (of ``models``: those computed since the last save)."""
+        for model, states in self.states(models).items():
             self.documents.put_states(model, states)
 
     def close(self) -> None:

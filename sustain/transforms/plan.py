@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 import orjson
@@ -120,9 +121,10 @@ class TransformPlan:
     def id(self) -> str:
         return f"{self.model}-{self.window}"
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """Changes whenever the partials would be computed differently; stored aggregates are then rebuilt."""
+        """Changes whenever the partials would be computed differently; stored aggregates are then rebuilt.
+        (Computed once per plan: a pass compares every plan's with its checkpoint's.)"""
         return hashlib.sha256(orjson.dumps(asdict(self))).hexdigest()[:16]
 
     def column(self, name: str) -> ColumnPlan:

@@ -6,13 +6,14 @@ runner; the Elasticsearch backend with continuous transforms and index reads.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from sustain.spec import ModelSpec
 from sustain.transforms.plan import TransformPlan
 from sustain.transforms.profile import ReferenceProfile
-from sustain.transforms.runner_report import RetentionReport, RunReport
+from sustain.transforms.runner_report import RetentionReport, RunBatch, RunReport
 from sustain.transforms.window import WindowAggregates
 
 
@@ -39,6 +40,12 @@ class WindowStore(Protocol):
 
     def window_buckets(self, plan: TransformPlan, since: datetime | None = None) -> list[tuple[str, datetime]]: ...
 
+    def read_many(
+        self, wanted: Sequence[tuple[TransformPlan, Collection[tuple[str, datetime]]]]
+    ) -> list[list[WindowAggregates]]:
+        """For each plan, its windows among the (version, start) keys asked, oldest first (a pass reads every
+        window it computes at once)."""
+
 
 class Transformer(Protocol):
     """Keeps the windows of each plan up to date and says which windows changed."""
@@ -46,6 +53,9 @@ class Transformer(Protocol):
     def plans(self, spec: ModelSpec) -> list[TransformPlan]: ...
 
     def run_plan(self, plan: TransformPlan) -> RunReport: ...
+
+    def run_plans(self, plans: Sequence[TransformPlan]) -> RunBatch:
+        """Bring many plans up to date at once; a plan that fails is reported apart and the others go on."""
 
 
 class Retainer(Protocol):

@@ -3,8 +3,10 @@ one retention sweep deleted."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from sustain.transforms.plan import TransformPlan
 
 
 @dataclass(frozen=True)
@@ -29,3 +31,19 @@ class RetentionReport:
     labels: int
     ids: int
     kept_from: datetime | None  # raw events before this time are gone (None: nothing deleted yet)
+
+
+@dataclass(frozen=True)
+class PlanFailure:
+    """A plan whose transform failed in a batch (the other plans of the batch went on)."""
+
+    plan: TransformPlan
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    """What one run over many plans did: a report per plan brought up to date, the failures apart."""
+
+    reports: list[RunReport] = field(default_factory=list)
+    failures: list[PlanFailure] = field(default_factory=list)

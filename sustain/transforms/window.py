@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sustain.transforms.bins import OTHER
 from sustain.transforms.plan import TransformPlan
@@ -154,6 +154,7 @@ class WindowAggregates:
     errors: int = 0
     latency: NumericSummary = field(default_factory=NumericSummary)
     columns: dict[str, Summary] = field(default_factory=dict)
+    last_event: datetime | None = None  # the time of the window's latest event (None: not kept by this engine)
 
     def numeric(self, column: str) -> NumericSummary | None:
         s = self.columns.get(column)
@@ -169,6 +170,8 @@ class WindowAggregates:
         self.latency += other.latency
         self.start = min(self.start, other.start)
         self.end = max(self.end, other.end)
+        if other.last_event is not None and (self.last_event is None or other.last_event > self.last_event):
+            self.last_event = other.last_event
         for name, summary in other.columns.items():
             mine = self.columns.get(name)
             if mine is None:
@@ -215,6 +218,10 @@ def from_long_rows(
                 window.rows = int(value)
             elif stat == "errors":
                 window.errors = int(value)
+            continue
+        if column == "ts":
+            if stat == "max":
+                window.last_event = datetime.fromtimestamp(value / 1e6, UTC)
             continue
         if column == "latency_ms":
             _apply_numeric(window.latency, stat, key, value)

@@ -32,6 +32,7 @@ _COLUMNS = (
     ("partial", pa.bool_(), "BOOLEAN"),
     ("computed_at", TIMESTAMP, "TIMESTAMPTZ NOT NULL"),
     ("metric", pa.string(), "VARCHAR NOT NULL"),
+    ("freshness", pa.float64(), "DOUBLE"),  # added after the first release: existing tables get the column
 )
 _KEY = "model, version, indicator, feature, metric, win, window_start"
 
@@ -44,6 +45,7 @@ class DuckDBIndicators:
         ddl = ", ".join(f"{name} {sql}" for name, _, sql in _COLUMNS)
         with store.transaction() as con:
             con.execute(f"CREATE TABLE IF NOT EXISTS _indicators ({ddl}, PRIMARY KEY ({_KEY}))")
+            con.execute("ALTER TABLE _indicators ADD COLUMN IF NOT EXISTS freshness DOUBLE")
             con.execute(
                 "CREATE TABLE IF NOT EXISTS _indicator_states (model VARCHAR, indicator VARCHAR, state JSON,"
                 " updated_at TIMESTAMPTZ, PRIMARY KEY (model, indicator))"
@@ -152,4 +154,5 @@ def _doc(row: dict[str, Any]) -> IndicatorDoc:
         partial=bool(row["partial"]),
         computed_at=row["computed_at"],
         metric=row["metric"] or None,
+        freshness=row.get("freshness"),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sustain.backends.duckdb.documents import DuckDBIndicators
+from sustain.backends.duckdb.nulls import DuckDBNulls
 from sustain.backends.duckdb.retention import DuckDBRetention
 from sustain.backends.duckdb.runner import TransformRunner
 from sustain.backends.duckdb.sources import DuckDBWindowSource
@@ -25,7 +26,7 @@ def embedded_engine(store: Store, **options: Any) -> Engine:
     """An :class:`~sustain.engine.Engine` over ``store``, which must be a :class:`DuckDBStore`.
 
     ``options`` go to the engine: ``transform_interval``, ``indicator_interval``, ``retention_interval``,
-    ``clock``, ``indicator_timeout``, ``registry``.
+    ``clock``, ``indicator_timeout``, ``registry``, ``workers``.
     """
     if not isinstance(store, DuckDBStore):
         raise TypeError(f"the embedded engine needs a DuckDB store, not {type(store).__name__}")
@@ -36,6 +37,7 @@ def embedded_engine(store: Store, **options: Any) -> Engine:
         runner=TransformRunner(store, windows),
         documents=DuckDBIndicators(store),
         source=DuckDBWindowSource(store, windows),
+        nulls=DuckDBNulls(store),
         retention=DuckDBRetention(store, windows),
         **options,
     )

@@ -83,6 +83,7 @@ def delta_sql(plan: TransformPlan, events_table: str) -> str:
         f"time_bucket(INTERVAL '{seconds} seconds', ts, {EPOCH}) AS bucket",
         'count(*) AS "*|rows"',
         'count(error) AS "*|errors"',
+        'epoch_us(max(ts)) AS "ts|max"',
         'count(latency_ms) AS "lat|count"',
         'count(*) FILTER (WHERE latency_ms IS NULL) AS "lat|missing"',
         'sum(latency_ms) AS "lat|sum"',
@@ -122,6 +123,7 @@ def long_rows(plan: TransformPlan, delta: pa.Table) -> list[tuple[str, datetime,
 
         put("*", "rows", "", row["*|rows"])
         put("*", "errors", "", row["*|errors"])
+        put("ts", "max", "", row["ts|max"])  # epoch microseconds of the latest event
         for stat in ("count", "missing", "sum", "sumsq", "min", "max"):
             put("latency_ms", stat, "", row[f"lat|{stat}"])
         for key, value in _bins(row["lat|bin"], plan.latency_edges):

@@ -73,6 +73,7 @@ def indicators_index_body() -> dict[str, Any]:
         "details": OPAQUE,
         "partial": {"type": "boolean"},
         "computed_at": DATE,
+        "freshness": double,
     }
     return small_index_body(properties, "indicators")
 
@@ -217,6 +218,7 @@ def doc_from_source(source: Mapping[str, Any]) -> IndicatorDoc:
         partial=bool(source.get("partial")),
         computed_at=computed,
         metric=source.get("metric") or None,
+        freshness=source.get("freshness"),
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -64,7 +65,7 @@ from sustain.durations import parse_duration
 from sustain.spec import ModelSpec
 from sustain.transforms.plan import TransformPlan, plan_for
 from sustain.transforms.profile import ReferenceProfile, binning_profile
-from sustain.transforms.runner_report import RunReport
+from sustain.transforms.runner_report import PlanFailure, RunBatch, RunReport
 from sustain.transforms.window import WindowAggregates
 
 log = logging.getLogger("sustain.backends.elasticsearch.transforms")
@@ -124,6 +125,17 @@ class ESWindowStore:
             lambda after: windows_search(after, version=version, since=since, until=until),
         )
         return windows_from_docs(plan, [hit["_source"] for hit in hits])
+
+    def read_many(
+        self, wanted: Sequence[tuple[TransformPlan, Collection[tuple[str, datetime]]]]
+    ) -> list[list[WindowAggregates]]:
+        """For each plan, its windows among the (version, start) keys asked, oldest first (a search per plan)."""
+        out = []
+        for plan, keys in wanted:
+            asked = set(keys)
+            since = min((start for _, start in asked), default=None)
+            out.append([w for w in self.read_windows(plan, since=since) if (w.version, w.start) in asked])
+        return out
 
     def window_buckets(self, plan: TransformPlan, since: datetime | None = None) -> list[tuple[str, datetime]]:
         hits = self.client.search_all(
@@ -206,6 +218,16 @@ class ESTransformer:
             )
             self._max_buckets = max_buckets_of(response)
         return self._max_buckets
+
+    def run_plans(self, plans: Sequence[TransformPlan]) -> RunBatch:
+        """Each plan in turn (the cluster runs the transforms themselves); a plan that fails is reported apart."""
+        batch = RunBatch()
+        for plan in plans:
+            try:
+                batch.reports.append(self.run_plan(plan))
+            except Exception as exc:
+                batch.failures.append(PlanFailure(plan, exc))
+        return batch
 
     def run_plan(self, plan: TransformPlan) -> RunReport:
         started = time.perf_counter()

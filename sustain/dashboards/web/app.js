@@ -171,8 +171,27 @@
     root.replaceChildren(...cards.map((c) => c.node));
     $("models-empty").hidden = cards.length > 0;
     for (const c of cards) c.draw();
+    showEngine(data.engine);
     $("inference").hidden = !data.inference;
     if (data.inference) await loadQueues();
+  }
+
+  // The engine's last pass: its phases, the slowest model (freshness) and the one furthest behind (lag).
+  function showEngine(engine) {
+    $("engine").hidden = !engine;
+    if (!engine) return;
+    const seconds = (x) => x.toLocaleString("en", { maximumFractionDigits: x < 10 ? 2 : 0 }) + " s";
+    const slowest = engine.slowest;
+    $("engine").querySelector('[data-testid="engine-slowest"]').textContent = slowest
+      ? `${slowest.model}: computed ${seconds(slowest.freshness_seconds)} after its last event` : "no window computed yet";
+    const behind = engine.most_behind;
+    $("engine").querySelector('[data-testid="engine-behind"]').textContent = behind
+      ? `${behind.model}: a window final ${seconds(behind.lag_seconds)} ago waits` : "none: every final window is computed";
+    $("engine").querySelector('[data-testid="engine-pass"]').textContent =
+      `${seconds(engine.pass_seconds)}; ${engine.models_processed.toLocaleString("en")} models computed, `
+      + `${engine.models_transformed.toLocaleString("en")} with new data, ${engine.windows_computed.toLocaleString("en")} windows`;
+    $("engine-phases").replaceChildren(...Object.entries(engine.phases).map(([phase, s]) =>
+      h("tr", { "data-testid": "engine-phase-" + phase }, h("th", { scope: "row" }, phase), h("td", {}, seconds(s)))));
   }
 
   // The inference units' queues (only when the server was started with --redis). Redis being away is shown in
