@@ -77,12 +77,7 @@ def accepted(answer: loadgen.Answer) -> int:
 async def max_rate(server: ServerProcess, rng: np.random.Generator, seconds: float) -> float:
     # fresh ids throughout (a repeated id is a duplicate, and duplicates take the slower path)
     requests = [loadgen.post_request("127.0.0.1", server.port, PATH, body(rng)) for _ in range(int(seconds * 40))]
-    client = loadgen.Client("127.0.0.1", server.port)
-    try:
-        answers = await loadgen.closed_loop(client, requests, connections=4, seconds=seconds)
-    finally:
-        client.close()
-    return loadgen.rate_of(answers, accepted, seconds)
+    return await loadgen.sustained_rate(server.port, requests, accepted, connections=4, seconds=seconds)
 
 
 async def soak(

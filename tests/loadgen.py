@@ -146,3 +146,15 @@ async def closed_loop(client: Client, requests: Sequence[bytes], connections: in
 
 def rate_of(answers: Sequence[Answer], events: Callable[[Answer], int], seconds: float) -> float:
     return sum(events(a) for a in answers if a.status == 200) / seconds
+
+
+async def sustained_rate(
+    port: int, requests: Sequence[bytes], events: Callable[[Answer], int], connections: int, seconds: float
+) -> float:
+    """Events per second a service on ``port`` keeps up with: ``connections`` closed-loop senders for ``seconds``."""
+    client = Client("127.0.0.1", port)
+    try:
+        answers = await closed_loop(client, requests, connections=connections, seconds=seconds)
+    finally:
+        client.close()
+    return rate_of(answers, events, seconds)

@@ -60,12 +60,7 @@ def accepted(answer: loadgen.Answer) -> int:
 
 async def measure(server: ServerProcess, requests: list[bytes], seconds: float = 10.0) -> float:
     """Events per second the service keeps up with: two closed-loop senders."""
-    client = loadgen.Client("127.0.0.1", server.port)
-    try:
-        answers = await loadgen.closed_loop(client, requests, connections=2, seconds=seconds)
-    finally:
-        client.close()
-    return loadgen.rate_of(answers, accepted, seconds)
+    return await loadgen.sustained_rate(server.port, requests, accepted, connections=2, seconds=seconds)
 
 
 async def overload(

@@ -20,7 +20,7 @@ from typing import Any
 
 from sustain.deploy_pipeline.graph.model import Graph, GraphError, Node
 from sustain.deploy_pipeline.graph.resolve import ModelResolver
-from sustain.deploy_pipeline.graph.seldon import code_image, logger_url, standard_labels
+from sustain.deploy_pipeline.graph.seldon import code_image, logger_url, node_object_name, object_metadata
 
 ISVC_API = "serving.kserve.io/v1beta1"
 GRAPH_API = "serving.kserve.io/v1alpha1"
@@ -38,14 +38,10 @@ class _Compiler:
         return f"{self.graph.source}:{node.line}: " if node.line else ""
 
     def service_name(self, node: str, suffix: str = "") -> str:
-        base = self.graph.name if len(self.graph.nodes) == 1 else f"{self.graph.name}-{node}"
-        return f"{base}-{suffix}" if suffix else base
+        return node_object_name(self.graph, node, suffix)
 
     def metadata(self, name: str, component: str) -> dict[str, Any]:
-        meta: dict[str, Any] = {"name": name, "labels": standard_labels(self.graph, component)}
-        if self.graph.namespace:
-            meta["namespace"] = self.graph.namespace
-        return meta
+        return object_metadata(self.graph, name, component)
 
     def service(self, node: Node, suffix: str = "", uri: str | None = None, canary: int | None = None) -> str:
         name = self.service_name(node.name, suffix)

@@ -41,6 +41,20 @@ def standard_labels(graph: Graph, component: str) -> dict[str, str]:
     }
 
 
+def object_metadata(graph: Graph, name: str, component: str) -> dict[str, Any]:
+    """A generated object's metadata: its name, the standard labels and the graph's namespace when it has one."""
+    meta: dict[str, Any] = {"name": name, "labels": standard_labels(graph, component)}
+    if graph.namespace:
+        meta["namespace"] = graph.namespace
+    return meta
+
+
+def node_object_name(graph: Graph, node: str, suffix: str = "") -> str:
+    """What a node's own object is called: the graph's name for a graph of one node, else ``graph-node``."""
+    base = graph.name if len(graph.nodes) == 1 else f"{graph.name}-{node}"
+    return f"{base}-{suffix}" if suffix else base
+
+
 def logger_url(graph: Graph, node: str) -> str | None:
     """Where ``node`` logs its CloudEvents: sustain's collector, naming the sustain model that follows it."""
     model = graph.monitored().get(node)
@@ -141,9 +155,7 @@ def seldon_deployment(graph: Graph, resolver: ModelResolver) -> tuple[dict[str, 
         predictor["labels"] = {"sustain.io/predictor": name}
         predictors.append(predictor)
         s3 = s3 or p.s3
-    metadata: dict[str, Any] = {"name": graph.name, "labels": standard_labels(graph, "inference-graph")}
-    if graph.namespace:
-        metadata["namespace"] = graph.namespace
+    metadata = object_metadata(graph, graph.name, "inference-graph")
     sdep = {
         "apiVersion": API_VERSION,
         "kind": "SeldonDeployment",

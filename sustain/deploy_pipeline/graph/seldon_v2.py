@@ -21,7 +21,7 @@ from typing import Any
 
 from sustain.deploy_pipeline.graph.model import Graph, GraphError, Node
 from sustain.deploy_pipeline.graph.resolve import ModelResolver
-from sustain.deploy_pipeline.graph.seldon import standard_labels
+from sustain.deploy_pipeline.graph.seldon import node_object_name, object_metadata
 
 API_VERSION = "mlops.seldon.io/v1alpha1"
 
@@ -39,15 +39,10 @@ class _Compiler:
         self.experiments: list[dict[str, Any]] = []
 
     def model_name(self, node: str, suffix: str = "") -> str:
-        g = self.graph
-        base = g.name if len(g.nodes) == 1 else f"{g.name}-{node}"
-        return f"{base}-{suffix}" if suffix else base
+        return node_object_name(self.graph, node, suffix)
 
     def metadata(self, name: str, component: str) -> dict[str, Any]:
-        meta: dict[str, Any] = {"name": name, "labels": standard_labels(self.graph, component)}
-        if self.graph.namespace:
-            meta["namespace"] = self.graph.namespace
-        return meta
+        return object_metadata(self.graph, name, component)
 
     def storage(self, node: Node, uri: str | None = None) -> dict[str, Any]:
         g = self.graph
