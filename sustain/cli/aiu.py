@@ -37,6 +37,7 @@ def aiu_app() -> None:
 @click.option("--units", type=int, default=1, help="unit processes to run (restarted when they die)")
 @click.option("--partitions", type=int, default=None, help="streams per model, for a model not registered yet [16]")
 @click.option("--max-inflight", type=int, default=1024, help="requests a unit holds unanswered, per model")
+@click.option("--concurrency", type=int, default=2, help="batches of a model at its backend at once, per unit")
 @click.option("--max-deliveries", type=int, default=5, help="deliveries before a request is dead-lettered")
 @click.option("--lease-ttl", type=float, default=5.0, help="seconds a dead unit keeps its partitions")
 @click.option(
@@ -63,6 +64,7 @@ def serve(
     units: int,
     partitions: int | None,
     max_inflight: int,
+    concurrency: int,
     max_deliveries: int,
     lease_ttl: float,
     min_idle: float | None,
@@ -108,6 +110,7 @@ def serve(
         batch=BatchPolicy(max_batch, max_wait_ms, preferred_batch),
         partitions=partitions,
         max_inflight=max_inflight,
+        concurrency=concurrency,
         max_deliveries=max_deliveries,
         lease_ttl=lease_ttl,
         min_idle=min_idle,

@@ -8,8 +8,7 @@ answers them; one that dies after it has nothing left to do. Deleting acknowledg
 as long as its backlog, and (deleted only once acknowledged) keeps ``XINFO GROUPS``'s ``lag`` exact.
 
 One script call instead of ``SET`` commands: redis-py spends about 25 µs packing each command, more than Redis
-spends running it, and a unit does this for every request. The worker sends its next ``XREADGROUP`` in the
-same round trip.
+spends running it, and a unit does this for every request.
 
 A dead letter is an ``XADD`` to ``aiu:{model}:dlq`` with the request and its error, the error as its answer.
 """
@@ -17,7 +16,7 @@ A dead letter is an ``XADD`` to ``aiu:{model}:dlq`` with the request and its err
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -61,19 +60,12 @@ class Answers:
         self.dead_letter_maxlen = dead_letter_maxlen
         self._answer = client.register_script(ANSWER)
 
-    def answer(
-        self, items: Sequence[Item], predictions: Sequence[Any], *, then: Callable[[Any], None] | None = None
-    ) -> tuple[list[bool], Any]:
-        """Store each prediction unless the request was answered before; True for the items answered now.
-        ``then`` queues one more command on the same round trip (the worker's next read); its reply is returned
-        second."""
+    def answer(self, items: Sequence[Item], predictions: Sequence[Any]) -> list[bool]:
+        """Store each prediction unless the request was answered before; True for the items answered now."""
         answers = [encode_answer(prediction=p) for p in predictions]
         pipe = self.client.pipeline(transaction=False)
         self._store(pipe, items, answers)
-        if then is not None:
-            then(pipe)
-        replies = pipe.execute()
-        return self._answered_now(items, replies[0]), replies[1] if then is not None else None
+        return self._answered_now(items, pipe.execute()[0])
 
     def dead_letter(self, items: Sequence[Item], errors: Sequence[str]) -> list[bool]:
         """Move items to the dead-letter stream with their error, which is also their answer."""

@@ -112,6 +112,7 @@ class UnitConfig:
     batch: BatchPolicy = field(default_factory=BatchPolicy)
     partitions: int | None = None  # for a model not registered yet (then DEFAULT_PARTITIONS); must match otherwise
     max_inflight: int = 1024  # items read and not yet answered, per model (backpressure: the stream keeps the rest)
+    concurrency: int = 2  # batches of one model at its backend at once
     max_deliveries: int = 5
     lease_ttl: float = 5.0
     min_idle: float | None = None  # how long another unit's pending entry must sit before it is claimed
@@ -128,6 +129,7 @@ class UnitConfig:
         check_partitions(self.partitions)
         _at_least("max_inflight", self.max_inflight, self.batch.max_batch_size)
         _at_least("max_deliveries", self.max_deliveries, 1)
+        _at_least("concurrency", self.concurrency, 1)
         _at_least("lease_ttl", self.lease_ttl, 0.1)
         _at_least("result_ttl", self.result_ttl, 1)
         if self.min_idle is not None:

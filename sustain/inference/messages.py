@@ -76,7 +76,7 @@ def _object(raw: bytes | str | None) -> dict[str, Any] | None:
 @dataclass(slots=True, eq=False)
 class Item:
     """One request a unit has read and not yet answered. ``order_key`` is what at most one in-flight item may
-    share: the request's key, or the item itself when it has none."""
+    share: the request's key, or the item itself when it has none. Times are ``time.monotonic()`` seconds."""
 
     stream: str
     partition: int
@@ -90,10 +90,13 @@ class Item:
     deliveries: int = 1
     error: str | None = None  # why the entry cannot be sent to a backend at all (unreadable fields)
     order_key: object = None
+    queued_at: float = -1.0  # when Redis took the request, on this process's monotonic clock (else read_at)
 
     def __post_init__(self) -> None:
         if self.order_key is None:
             self.order_key = self.key if self.key is not None else self
+        if self.queued_at < 0:
+            self.queued_at = self.read_at
 
     @classmethod
     def from_entry(

@@ -1,46 +1,50 @@
-"""One model inside a unit: read its partitions, batch, call the backend once per batch, answer, acknowledge.
+"""One model inside a unit: read its partitions, batch, send batches to the backend on a few lanes, answer.
 
 The loop, in one thread per model:
 
 1. every third of the lease ttl, balance: take free partitions up to the fair share, or drain the extra ones
    (read nothing new from them, answer what is held, then release the lease);
 2. take over newly leased partitions (:mod:`sustain.inference.recovery`);
-3. send a batch when the policy says so (:class:`~sustain.inference.config.BatchPolicy`), else read more with
-   ``XREADGROUP ... >``: blocking while nothing is held, polling each millisecond while a batch fills.
+3. note the batches the lanes have finished;
+4. when a lane is free, send a batch if the policy says so (:class:`~sustain.inference.config.BatchPolicy`,
+   the wait counted from when Redis took the oldest request); else read more with ``XREADGROUP ... >``:
+   blocking while nothing waits, polling each millisecond (or until a lane finishes) while a batch fills.
 
-A batch holds at most one item per key and is finished (answered, failed or abandoned) before the next one
-is taken, so a key never has two items in flight. A rejected batch is split in halves, each sent on its
-own, down to the single bad item: that item is tried again (re-claimed, one more delivery) until it has been
-delivered ``max_deliveries`` times, then dead-lettered; its batch-mates are answered meanwhile.
+Up to ``concurrency`` batches are at the backend at once, each sent by a lane thread
+(:class:`~sustain.inference.sender.BatchSender`: answers, bisection of rejected batches, dead letters). A key
+has at most one item in flight across all lanes (:class:`~sustain.inference.batching.Buffer`), so its items
+still reach the backend one after the other, in order.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import queue
 import threading
 import time
-from typing import Any, cast
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import redis
 
 from sustain.inference.answers import Answers
 from sustain.inference.backends import Backend
 from sustain.inference.batching import Buffer
+from sustain.inference.clock import RedisClock
 from sustain.inference.config import ModelBinding, UnitConfig
-from sustain.inference.errors import BackendRejected, BackendTimeout, BackendUnavailable
 from sustain.inference.keys import GROUP, ModelKeys
 from sustain.inference.leases import Leases
 from sustain.inference.messages import Item
 from sustain.inference.metrics import UnitMetrics
 from sustain.inference.monitor import Monitor
 from sustain.inference.recovery import claim_orphans, read_own_pending
+from sustain.inference.sender import MAX_BACKOFF, BatchSender
 from sustain.inference.streams import register_model
 
 log = logging.getLogger("sustain.inference")
 
 MAX_BLOCK_MS = 100  # the longest a read blocks, so leases, stops and balancing are looked at often
-MAX_BACKOFF = 2.0
 POLL_MS = 1  # how often a unit looks for more requests while a batch fills
 
 
@@ -62,20 +66,39 @@ class ModelWorker:
         self.keys = ModelKeys(binding.model)
         self.partitions = register_model(client, self.keys, config.partitions)
         self.leases = Leases(client, self.keys, self.partitions, config.name, config.lease_ttl)
-        self.backend = backend
         self.stopping = stopping
         self.metrics = metrics
         self.monitor = Monitor(binding.monitor, binding.model) if binding.monitor else None
-        self.answers = Answers(client, self.keys, ttl=config.result_ttl, dead_letter_maxlen=config.dead_letter_maxlen)
+        answers = Answers(client, self.keys, ttl=config.result_ttl, dead_letter_maxlen=config.dead_letter_maxlen)
+        self.sender = BatchSender(
+            client,
+            self.model,
+            config,
+            backend,
+            self.leases,
+            answers,
+            running=self._running,
+            pause=self._pause,
+            metrics=metrics,
+            monitor=self.monitor,
+        )
+        self.clock = RedisClock(client)
         self.buffer = Buffer()
         self.active: set[int] = set()
         self.recovering: set[int] = set()
         self.draining: set[int] = set()
-        self.backend_calls = 0
+        self._lanes = ThreadPoolExecutor(config.concurrency, thread_name_prefix=f"aiu-{self.model}-lane")
+        self._sending = 0
+        self._finished: queue.SimpleQueue[tuple[list[Item], BaseException | None]] = queue.SimpleQueue()
+        self._lane_done = threading.Event()
         self._next_balance = 0.0
         self._next_recovery = 0.0
         self._failures = 0
         self._finish_by: float | None = None
+
+    @property
+    def backend_calls(self) -> int:
+        return self.sender.backend_calls
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, grace: float = 10.0) -> None:
@@ -86,30 +109,39 @@ class ModelWorker:
                     self.step()
                     self._failures = 0
                 except redis.RedisError as exc:
-                    self._pause(f"Redis failed ({exc}); retrying")
+                    self._failures += 1
+                    seconds = min(MAX_BACKOFF, 0.05 * 2 ** min(self._failures - 1, 10))
+                    log.warning("%s: Redis failed (%s); retrying in %.2fs", self.model, exc, seconds)
+                    self._pause(seconds)
             self._finish(grace)
         finally:
+            self._lanes.shutdown(wait=True, cancel_futures=True)
             self.leases.release_all()
             if self.monitor is not None:
                 self.monitor.close()
 
     def step(self) -> None:
+        self._lane_done.clear()  # before looking, so a lane finishing from now on cuts the next wait short
         now = time.monotonic()
         if now >= self._next_balance:
             self._next_balance = now + self.config.lease_ttl / 3
+            self.clock.sync()
             self.balance()
         self.forget_lost()
         if self.recovering and now >= self._next_recovery:
             self._next_recovery = now + min(0.25, self.config.claim_idle_ms / 4000)
             self.recover()
+        self._collect()
         size = self._dispatch_size(now)
         if size:
-            self.dispatch(self.buffer.take(size))
+            self._send(self.buffer.take(size))
         else:
             self.read(self._block_ms(now))
 
     def _dispatch_size(self, now: float) -> int:
-        oldest = self.buffer.oldest_read_at
+        if self._sending >= self.config.concurrency:
+            return 0
+        oldest = self.buffer.oldest_ready_at
         if oldest is None:
             return 0
         if len(self.buffer) >= self.config.max_inflight or not self.active:
@@ -117,8 +149,8 @@ class ModelWorker:
         return self.policy.dispatch_size(self.buffer.ready, (now - oldest) * 1000)
 
     def _block_ms(self, now: float) -> int:
-        oldest = self.buffer.oldest_read_at
-        if oldest is None:
+        oldest = self.buffer.oldest_ready_at
+        if oldest is None or self._sending >= self.config.concurrency:
             return MAX_BLOCK_MS
         left = self.policy.max_wait_ms - (now - oldest) * 1000
         return max(1, min(MAX_BLOCK_MS, math.ceil(left)))
@@ -126,16 +158,17 @@ class ModelWorker:
     def read(self, block_ms: int) -> None:
         streams, count = self._wanted()
         if not streams:
-            self.stopping.wait(block_ms / 1000)
+            self._lane_done.wait(block_ms / 1000)
             return
-        if len(self.buffer) == 0:  # nothing to send: block until a request comes (an XADD wakes us at once)
+        if self.buffer.waiting == 0:  # nothing to send: block until a request comes (an XADD wakes us at once)
             reply = self.client.xreadgroup(GROUP, self.me, streams, count=count, block=block_ms)
         else:
-            # A batch is filling: look without blocking, then wait a millisecond. Redis ends a BLOCK's timeout
-            # only on its server clock (hz 10: up to 100 ms late), far coarser than max_wait_ms.
+            # A batch is filling, or waits for a lane or a key: look without blocking, then wait a millisecond
+            # (less if a lane finishes). Redis ends a BLOCK's timeout only on its server clock (hz 10: up to
+            # 100 ms late), far coarser than max_wait_ms.
             reply = self.client.xreadgroup(GROUP, self.me, streams, count=count)
             if not reply:
-                self.stopping.wait(min(block_ms, POLL_MS) / 1000)
+                self._lane_done.wait(min(block_ms, POLL_MS) / 1000)
         self._take_in(reply)
 
     def _wanted(self) -> tuple[dict[Any, Any], int]:
@@ -146,14 +179,6 @@ class ModelWorker:
         streams: dict[Any, Any] = {self.keys.stream(p): ">" for p in sorted(self.active)}
         return streams, max(1, min(self.policy.max_batch_size, math.ceil(room / len(streams))))
 
-    def _read_too(self, pipe: Any) -> None:
-        """Queue a non-blocking read of new entries on ``pipe`` (sent with a batch's answers)."""
-        streams, count = self._wanted()
-        if streams:
-            pipe.xreadgroup(GROUP, self.me, streams, count=count)
-        else:
-            pipe.echo(b"")
-
     def _take_in(self, reply: Any) -> None:
         if not isinstance(reply, list) or not reply:
             return
@@ -161,7 +186,43 @@ class ModelWorker:
         for stream, entries in reply:
             name = stream.decode() if isinstance(stream, bytes) else stream
             partition = self.keys.partition_of_stream(name)
-            self.buffer.add(Item.from_entry(name, partition, eid, fields, read_at=now) for eid, fields in entries)
+            self._hold([Item.from_entry(name, partition, eid, fields, read_at=now) for eid, fields in entries])
+
+    def _hold(self, items: list[Item]) -> None:
+        for item in items:
+            item.queued_at = self.clock.queued_at(item.entry_id, item.read_at)
+        self.buffer.add(items)
+
+    # -- lanes ---------------------------------------------------------------------------------------------
+    def _send(self, batch: list[Item]) -> None:
+        self._sending += 1
+        future = self._lanes.submit(self.sender.send, batch)
+
+        def finished(done: Future[None]) -> None:
+            self._finished.put((batch, None if done.cancelled() else done.exception()))
+            self._lane_done.set()
+
+        future.add_done_callback(finished)
+
+    def _collect(self) -> None:
+        """Free the keys and lanes of the batches the lanes have finished (answered, failed or abandoned). A
+        batch cut short by a Redis failure waits again, first (answers are idempotent); its error is raised
+        here, for the loop to back off. Any other error is a bug: raised, it stops the unit (its supervisor
+        starts another, which takes the pending requests over)."""
+        failed: BaseException | None = None
+        while True:
+            try:
+                batch, error = self._finished.get_nowait()
+            except queue.Empty:
+                break
+            self._sending -= 1
+            if error is None:
+                self.buffer.done(batch)
+            else:
+                self.buffer.requeue(batch)
+                failed = failed or error
+        if failed is not None:
+            raise failed
 
     # -- partitions ----------------------------------------------------------------------------------------
     def balance(self) -> None:
@@ -185,8 +246,9 @@ class ModelWorker:
             self.metrics.partitions.labels(self.model).set(len(self.active | self.recovering | self.draining))
 
     def forget_lost(self) -> None:
-        """Let go of partitions whose lease may have expired (the heartbeat was late or failed): their held
-        items stay pending, for whoever takes the partition next (this unit too) to answer."""
+        """Let go of partitions whose lease may have expired (the heartbeat was late or failed): their waiting
+        items stay pending, for whoever takes the partition next (this unit too) to answer; a lane sends no more
+        of its items either (:meth:`BatchSender.send` looks at the lease before each call)."""
         for p in sorted(self.active | self.recovering | self.draining):
             if not self.leases.valid(p):
                 dropped = self.buffer.drop_partition(p)
@@ -198,95 +260,18 @@ class ModelWorker:
 
     def recover(self) -> None:
         for p in sorted(self.recovering):
+            if self.buffer.count(p):
+                continue  # a lane still sends items read before the lease was lost: they go first
             stream = self.keys.stream(p)
             if not claim_orphans(self.client, stream, self.me, self.config.claim_idle_ms):
                 continue
             items = read_own_pending(self.client, stream, p, self.me)
             worn = [i for i in items if i.deliveries > self.config.max_deliveries]
             if worn:
-                self.dead_letter(worn, [f"delivered {i.deliveries} times without an answer" for i in worn])
-            self.buffer.add(i for i in items if i.deliveries <= self.config.max_deliveries)
+                self.sender.dead_letter(worn, [f"delivered {i.deliveries} times without an answer" for i in worn])
+            self._hold([i for i in items if i.deliveries <= self.config.max_deliveries])
             self.recovering.discard(p)
             self.active.add(p)
-
-    # -- a batch -------------------------------------------------------------------------------------------
-    def dispatch(self, batch: list[Item]) -> None:
-        broken = [i for i in batch if i.error is not None]
-        if broken:
-            self.dead_letter(broken, [cast(str, i.error) for i in broken])
-        stack: list[tuple[list[Item], int]] = [([i for i in batch if i.error is None], 0)]
-        while stack and self._running():
-            items, timeouts = stack.pop()
-            items = [i for i in items if self.leases.valid(i.partition)]  # another unit answers the rest
-            if not items:
-                continue
-            error = self._call(items, timeouts, stack)
-            if error is None:
-                continue
-            if len(items) > 1:
-                half = len(items) // 2
-                stack.append((items[half:], 0))
-                stack.append((items[:half], 0))
-            else:
-                self._retry_or_dead_letter(items[0], error, stack)
-
-    def _call(self, items: list[Item], timeouts: int, stack: list[tuple[list[Item], int]]) -> str | None:
-        """Send one batch: answer it, or push it back to be sent again, or return why it was rejected."""
-        started = time.perf_counter()
-        self.backend_calls += 1
-        outcome = "ok"
-        try:
-            predictions = self.backend.predict([i.payload for i in items])
-        except BackendTimeout as exc:
-            outcome = "unavailable"
-            if timeouts + 1 >= self.config.max_deliveries:
-                return exc.message  # it hangs on this batch every time: look for a bad item in it
-            stack.append((items, timeouts + 1))
-            self._pause(exc.message)
-            return None
-        except BackendUnavailable as exc:
-            outcome = "unavailable"
-            stack.append((items, timeouts))
-            self._pause(exc.message)
-            return None
-        except BackendRejected as exc:
-            outcome = "rejected"
-            return exc.message
-        finally:
-            seconds = time.perf_counter() - started
-            if self.metrics is not None:
-                self.metrics.backend_seconds.labels(self.model, outcome).observe(seconds)
-                self.metrics.batch_size.labels(self.model).observe(len(items))
-        self._failures = 0
-        first, more = self.answers.answer(items, predictions, then=self._read_too)
-        self._take_in(more)
-        if self.metrics is not None:
-            answered = sum(first)
-            self.metrics.items.labels(self.model, "answered").inc(answered)
-            if answered < len(items):
-                self.metrics.items.labels(self.model, "duplicate").inc(len(items) - answered)
-        if self.monitor is not None:
-            self.monitor.answered(items, predictions, first, seconds * 1000)
-        return None
-
-    def _retry_or_dead_letter(self, item: Item, error: str, stack: list[tuple[list[Item], int]]) -> None:
-        if item.deliveries >= self.config.max_deliveries:
-            self.dead_letter([item], [error])
-            return
-        # One more delivery, counted by Redis (XCLAIM increments it), so a unit that dies here does not reset it.
-        claimed = self.client.xclaim(item.stream, GROUP, self.me, 0, [item.entry_id], justid=False)
-        if claimed:
-            item.deliveries += 1
-            stack.append(([item], 0))
-
-    def dead_letter(self, items: list[Item], errors: list[str]) -> None:
-        first = self.answers.dead_letter(items, errors)
-        for item, error in zip(items, errors, strict=True):
-            log.warning("dead letter %s of %s: %s", item.request_id, self.model, error)
-        if self.metrics is not None:
-            self.metrics.items.labels(self.model, "dead_letter").inc(len(items))
-        if self.monitor is not None:
-            self.monitor.failed(items, errors, first)
 
     # -- stopping --------------------------------------------------------------------------------------------
     def _running(self) -> bool:
@@ -294,10 +279,7 @@ class ModelWorker:
             return not self.stopping.is_set()
         return time.monotonic() < self._finish_by
 
-    def _pause(self, why: str) -> None:
-        self._failures += 1
-        seconds = min(MAX_BACKOFF, 0.05 * 2 ** min(self._failures - 1, 10))
-        log.warning("%s: %s (waiting %.2fs)", self.model, why, seconds)
+    def _pause(self, seconds: float) -> None:
         if self._finish_by is None:
             self.stopping.wait(seconds)
         else:
@@ -307,10 +289,20 @@ class ModelWorker:
         """Answer the items held (nothing new is read) for up to ``grace`` seconds; the rest stay pending."""
         self._finish_by = time.monotonic() + grace
         try:
-            while self.buffer.ready and self._running():
+            while len(self.buffer) and self._running():
+                self._lane_done.clear()
+                self._collect()
                 self.forget_lost()
-                self.dispatch(self.buffer.take(self.policy.max_batch_size))
+                if self._sending < self.config.concurrency and self.buffer.ready:
+                    self._send(self.buffer.take(self.policy.max_batch_size))
+                else:
+                    self._lane_done.wait(max(0.0, min(0.1, self._finish_by - time.monotonic())))
         except redis.RedisError as exc:
             log.warning("%s: could not answer every held item before stopping: %s", self.model, exc)
+        self._lanes.shutdown(wait=True)
+        try:
+            self._collect()
+        except Exception as exc:  # stopping anyway: what was not answered stays pending
+            log.warning("%s: a batch failed while stopping: %s", self.model, exc)
         if len(self.buffer):
             log.warning("%s: %d items left pending for another unit", self.model, len(self.buffer))

@@ -26,6 +26,8 @@ class Call:
     status: int
     agent: str
     body: Any = None
+    started: float = 0.0  # time.monotonic() when the call came and when it was answered
+    ended: float = 0.0
 
 
 @dataclass
@@ -115,7 +117,7 @@ class ModelServer:
             else:
                 predictions = [{"y": 2 * row["x"], "call": number} for row in rows]
                 status, reply = 200, reply_of(path, predictions)
-            call = Call(number, path, [row.get("tag") for row in rows], status, agent)
+            call = Call(number, path, [row.get("tag") for row in rows], status, agent, started=time.monotonic())
             if self.behaviour.keep_bodies:
                 call.body = body
             self.calls.append(call)
@@ -124,6 +126,7 @@ class ModelServer:
                 self._log_file.flush()
         if self.behaviour.delay:
             time.sleep(self.behaviour.delay)
+        call.ended = time.monotonic()
         return status, reply
 
     def start(self) -> ModelServer:

@@ -18,6 +18,7 @@ from sustain.inference.backends.mlflow import MlflowBackend
 from sustain.inference.backends.seldon import SeldonBackend
 from sustain.inference.backends.v2 import V2Backend
 from sustain.inference.batching import Buffer
+from sustain.inference.clock import RedisClock
 from sustain.inference.config import BackendConfig, BatchPolicy, ModelBinding, MonitorConfig, UnitConfig
 from sustain.inference.errors import BackendRejected
 from sustain.inference.keys import GROUP, ModelKeys, partition_of
@@ -41,17 +42,48 @@ def test_a_batch_takes_the_oldest_item_of_each_key_and_keeps_the_rest_in_order()
     buffer = Buffer()
     buffer.add([item(1, "a"), item(2, "a"), item(3, "b"), item(4, "a"), item(5, "c"), item(6, None), item(7, None)])
     assert buffer.ready == 5  # a, b, c and two items without a key
-    assert [i.request_id for i in buffer.take(2)] == ["r1", "r3"]
-    assert [i.request_id for i in buffer.take(10)] == ["r2", "r5", "r6", "r7"]
+    first = buffer.take(2)
+    assert [i.request_id for i in first] == ["r1", "r3"]
+    second = buffer.take(10)  # a and b are in flight: their next items wait
+    assert [i.request_id for i in second] == ["r5", "r6", "r7"]
+    assert buffer.take(10) == []
+    assert (buffer.ready, buffer.waiting, len(buffer)) == (0, 2, 7)
+    buffer.done(first)
+    assert (buffer.ready, buffer.oldest_ready_at) == (1, 2.0)
+    third = buffer.take(10)
+    assert [i.request_id for i in third] == ["r2"]
+    buffer.done(third)
+    buffer.done(second)
     assert [i.request_id for i in buffer.take(10)] == ["r4"]
-    assert len(buffer) == 0 and buffer.ready == 0 and buffer.oldest_read_at is None
+    assert (buffer.waiting, buffer.ready, buffer.oldest_ready_at, len(buffer)) == (0, 0, None, 1)
+
+
+def test_a_batch_cut_short_waits_again_before_the_later_items_of_its_keys() -> None:
+    buffer = Buffer()
+    buffer.add([item(1, "a"), item(2, "a"), item(3, "b")])
+    batch = buffer.take(10)
+    buffer.requeue(batch)
+    assert (buffer.ready, buffer.oldest_ready_at) == (2, 1.0)
+    assert [i.request_id for i in buffer.take(10)] == ["r1", "r3"]
 
 
 def test_a_lost_partitions_items_leave_the_buffer() -> None:
     buffer = Buffer()
-    buffer.add([item(1, "a", 0), item(2, "a", 1), item(3, "b", 1)])
-    assert [i.request_id for i in buffer.drop_partition(1)] == ["r2", "r3"]
-    assert buffer.count(1) == 0 and buffer.count(0) == 1 and buffer.ready == 1
+    buffer.add([item(1, "a", 0), item(2, "a", 1), item(3, "b", 1), item(4, "c", 1)])
+    in_flight = buffer.take(1)
+    assert [i.request_id for i in buffer.drop_partition(1)] == ["r2", "r3", "r4"]
+    assert (buffer.count(1), buffer.count(0), buffer.ready) == (0, 1, 0)
+    buffer.done(in_flight)
+    assert (len(buffer), buffer.ready) == (0, 0)
+
+
+def test_the_wait_counts_from_when_redis_took_the_request() -> None:
+    clock = RedisClock(None)
+    assert clock.queued_at(b"1700000000250-0", read_at=3.0) == 3.0  # not synced yet: when it was read
+    clock.offset = 1_700_000_000.0 - 2.0  # Redis's epoch seconds are this process's monotonic seconds + offset
+    assert clock.queued_at(b"1700000000250-0", read_at=3.0) == pytest.approx(2.25)
+    assert clock.queued_at(b"1700000009000-0", read_at=3.0) == 3.0  # never after it was read
+    assert clock.queued_at(b"not-an-id", read_at=3.0) == 3.0
 
 
 def test_the_batch_policy_is_tritons() -> None:

@@ -3,6 +3,7 @@ a backend that is down for a while, and a dead unit's requests taken over."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import defaultdict
@@ -52,6 +53,23 @@ def test_every_request_answered_once_in_batches_with_one_item_per_key(redis_serv
             assert calls == sorted(calls) and len(set(calls)) == len(calls), f"{key} answered out of order"
         done = status(redis_server.client(), ["toy"])[0]
         assert (done.backlog, done.pending, done.lag, done.dead_letters) == (0, 0, 0, 0)
+
+
+def test_lanes_overlap_batches_of_different_keys_but_never_two_of_one_key(redis_server: RedisServer) -> None:
+    with ModelServer(Behaviour(delay=0.2)) as model, InferenceClient(redis_server.url, "toy", partitions=1) as client:
+        keys = ["a", "a", "a", "b", "b", "b"]
+        ids = submit(client, [{"x": i, "tag": i} for i in range(6)], keys)
+        cfg = config(redis_server, model.url, partitions=1, batch=BatchPolicy(max_batch_size=1, max_wait_ms=0))
+        with Unit(replace(cfg, concurrency=2)):
+            answers = client.answers(ids, timeout=60)
+    assert len(answers) == 6
+    calls = {call.tags[0]: call for call in model.calls}
+    for key in ("a", "b"):
+        mine = sorted((calls[i] for i in range(6) if keys[i] == key), key=lambda c: c.started)
+        assert [c.tags[0] for c in mine] == [i for i in range(6) if keys[i] == key], f"{key} out of order"
+        assert all(later.started >= earlier.ended for earlier, later in itertools.pairwise(mine)), f"{key} overlapped"
+    together = [(x, y) for x in calls.values() for y in calls.values() if x.started < y.started < x.ended]
+    assert together, "two lanes never had a call at the backend at the same time"
 
 
 def test_a_poisoned_item_is_isolated_by_bisecting_while_its_batch_mates_are_answered(
