@@ -223,7 +223,10 @@ def main() -> None:
     parser.add_argument("--tick", type=float, default=2.0, help="seconds between two writes of events")
     parser.add_argument("--no-freshness", action="store_true")
     parser.add_argument(
-        "--null-entries", type=int, default=DEFAULT_ENTRIES, help="null distributions kept per process (calibration)"
+        "--null-entries",
+        type=int,
+        default=DEFAULT_ENTRIES,
+        help="null distributions kept per process at least (calibration; more when the models need more)",
     )
     args = parser.parse_args()
 

@@ -93,6 +93,7 @@ class EngineStats:
     last_indicator_seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # the last pass's
     phase_totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    open_passes_deferred: int = 0  # open-window passes put off because a window becomes final before they end
     models_transformed: int = 0  # models with new events or labels in the last transform run
     models_processed: int = 0  # models whose windows the last indicator run computed
     windows_computed: int = 0  # windows the last indicator run computed
@@ -160,7 +161,8 @@ class Engine:
         """``ownership``, when given, limits this engine to the models it holds (one writer per model among
         replicas); without it the engine computes every model of the store. ``workers`` worker processes
         compute the indicators of large passes (0: always in this process). ``nulls`` keeps the calibration
-        cache across restarts; ``null_entries`` null distributions are kept in memory, in each process."""
+        cache across restarts; each process keeps at least ``null_entries`` null distributions in memory,
+        more when its models need more (:meth:`~sustain.indicators.stats.nulls.NullCache.fit`)."""
         self.store = store
         self.windows = windows
         self.runner = runner
@@ -549,18 +551,28 @@ class Engine:
 
     def _loop(self) -> None:
         """A pass every ``transform_interval`` (and when a window becomes final); open windows are computed
-        every ``indicator_interval``; a retention sweep every ``retention_interval``."""
+        every ``indicator_interval``; a retention sweep every ``retention_interval``.
+
+        Final windows come first: they are computed and written before any open window, and an open-window pass
+        is put off while it would still run when the next window becomes final (how long the last one took), so
+        a busy engine spends itself on the windows alerts are raised on and updates open windows when it can."""
         next_pass = next_open = time.monotonic()
         next_retention = next_pass + self.retention_interval
+        open_seconds = 0.0  # how long the last open-window pass took
         while not self._stop.is_set():
             now = time.monotonic()
             try:
                 if now >= next_pass:
                     self.run_transforms()
-                    with_open = now >= next_open
-                    self.run_indicators(open_windows=with_open)
-                    if with_open:
-                        next_open = now + self.indicator_interval
+                    self.run_indicators(open_windows=False)
+                    if now >= next_open:
+                        if self.open_pass_fits(open_seconds):
+                            started = time.monotonic()
+                            self.run_indicators(open_windows=True)
+                            open_seconds = time.monotonic() - started
+                            next_open = now + self.indicator_interval
+                        else:
+                            self.stats.open_passes_deferred += 1
                     next_pass = min(now + self.transform_interval, self._next_final(now))
                 if now >= next_retention:
                     self.run_retention()
@@ -571,6 +583,11 @@ class Engine:
                 next_pass = now + self.transform_interval
                 next_retention = max(next_retention, now + self.retention_interval)
             self._stop.wait(max(0.01, min(next_pass, next_retention) - time.monotonic()))
+
+    def open_pass_fits(self, seconds: float) -> bool:
+        """Whether an open-window pass of ``seconds`` would end before the next window with data becomes final."""
+        now = time.monotonic()
+        return self._next_final(now) - now > seconds
 
     def _next_final(self, monotonic_now: float) -> float:
         """When (on the monotonic clock) the next window with data becomes final: its end plus the model's

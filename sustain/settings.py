@@ -52,7 +52,7 @@ class Settings:
     indicator_interval: float = 30.0
     retention_interval: float = 60.0  # how often raw events, labels and dedup ids past their horizons go
     engine_workers: int = 0  # worker processes computing indicators of large passes (0: in the engine's process)
-    null_cache_entries: int = 32_768  # null distributions kept in memory per process (about 1.8 kB each)
+    null_cache_entries: int = 32_768  # null distributions kept per process at least (~1.8 kB each; 192 per model)
     engine: bool = True
     alert_store: str = "duckdb:///./data/alerts.duckdb"  # where alert episodes live when the store is Elasticsearch
     demo_traffic: bool = False

@@ -133,6 +133,16 @@ def test_final_windows_first_and_open_windows_on_their_interval(fleet: Callable[
     assert [(d.partial, d.n) for d in stored] == [(False, 200)]  # the final documents replaced the partial ones
 
 
+def test_an_open_pass_waits_when_it_would_delay_a_final_window(fleet: Callable[..., Fleet]) -> None:
+    f = fleet(["m"])
+    assert f.engine.open_pass_fits(3600.0)  # no window with data: nothing to delay
+    f.clock.now = T0 + timedelta(seconds=30)  # [T0, T0+1m) is open, final 35 s from now (with 5 s late arrival)
+    f.log("m", 100, T0, timedelta(seconds=30))
+    f.engine.run_transforms()
+    assert f.engine.open_pass_fits(10.0)
+    assert not f.engine.open_pass_fits(40.0)  # the last open pass took longer: the final window goes first
+
+
 def test_each_document_keeps_its_freshness(fleet: Callable[..., Fleet]) -> None:
     f = fleet(["m"])
     f.log("m", 120, T0)

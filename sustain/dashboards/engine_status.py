@@ -7,6 +7,8 @@ For ``/metrics`` (:class:`EngineCollector`, read at each scrape):
 * ``sustain_engine_models_processed``: models whose windows the last pass computed;
   ``sustain_engine_models_transformed``: models with new events or labels in the last pass;
   ``sustain_engine_windows_computed``: windows the last pass computed;
+* ``sustain_engine_open_passes_deferred``: open-window passes put off so that final windows were not kept
+  waiting (since the engine started);
 * ``sustain_engine_window_lag_seconds{model}``: seconds since the oldest window of the model still to compute
   became final (0 when none);
 * ``sustain_engine_freshness_seconds{model}``: how long after its last event the model's newest final window
@@ -82,6 +84,9 @@ class EngineCollector(Collector):
                 "sustain_engine_models_transformed", "Models with new events or labels in the last pass"
             ),
             "windows": GaugeMetricFamily("sustain_engine_windows_computed", "Windows the last pass computed"),
+            "deferred": GaugeMetricFamily(
+                "sustain_engine_open_passes_deferred", "Open-window passes put off for final windows since the start"
+            ),
             "lag": GaugeMetricFamily(
                 "sustain_engine_window_lag_seconds",
                 "Seconds since the oldest window of the model still to compute became final (0: none)",
@@ -102,6 +107,7 @@ class EngineCollector(Collector):
         families["processed"].add_metric([], float(stats.models_processed))
         families["transformed"].add_metric([], float(stats.models_transformed))
         families["windows"].add_metric([], float(stats.windows_computed))
+        families["deferred"].add_metric([], float(stats.open_passes_deferred))
         for model, seconds in sorted(self.engine.lags().items()):
             families["lag"].add_metric([model], seconds)
         for model, seconds in sorted(dict(stats.freshness).items()):

@@ -75,8 +75,12 @@ class InProcess:
         self.source = source
         self.registry = registry
         self.nulls = nulls
+        self._models: set[str] = set()
 
     def run(self, units: Sequence[ModelWork]) -> list[Outcome]:
+        if self.nulls is not None:
+            self._models.update(unit.model for unit in units)
+            self.nulls.fit(len(self._models))
         outcomes: list[Outcome] = []
         with single_blas_thread():
             for unit in units:
@@ -203,6 +207,7 @@ def _worker(conn: Connection, registry_blob: bytes, timeout: float, null_entries
         unit: _Unit = message[1]
         if unit.spec is not None:
             specs[unit.model] = unit.spec
+            nulls.fit(len(specs))  # this worker's models: each always computes here
         for version, profile in unit.profiles.items():
             profiles[(unit.model, version)] = profile
         errors = runner.stats.errors
@@ -314,9 +319,7 @@ class WorkerPool:
             if worker is not None:
                 log.warning("indicator worker %d died; starting another", index)
                 worker.close(0.1)
-            worker = self._workers[index] = _Worker(
-                self._context, self._registry_blob, self.timeout, self.nulls.max_entries
-            )
+            worker = self._workers[index] = _Worker(self._context, self._registry_blob, self.timeout, self.nulls.floor)
         return worker
 
     def run(self, units: Sequence[ModelWork]) -> list[Outcome]:
@@ -391,7 +394,6 @@ class WorkerPool:
                     if done.states:
                         self._states[unit.model] = done.states
                     self._new_nulls.extend(done.nulls)
-                self.nulls.add(done.nulls)
                 return done.docs
             else:
                 failed: BaseException = message[1]

@@ -122,9 +122,28 @@ class ReferenceProfile:
         return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:16]
 
     def sample_array(self, column: str) -> npt.NDArray[np.float64]:
-        """The bounded sample of a numeric column as floats (missing values dropped)."""
-        values = [v for v in self.sample.get(column, []) if v is not None]
-        return np.asarray(values, dtype=np.float64)
+        """The bounded sample of a numeric column as floats (missing values dropped), converted once (read-only:
+        every window of the model tests against it).
+
+        >>> import pickle
+        >>> profile = ReferenceProfile("m", "1", 3, {}, sample={"x": [1.0, None, 2.5]})
+        >>> profile.sample_array("x") is profile.sample_array("x"), profile.sample_array("x").tolist()
+        (True, [1.0, 2.5])
+        >>> copy = pickle.loads(pickle.dumps(profile))  # as sent to an indicator worker: without the arrays
+        >>> copy == profile, "_sample_arrays" in copy.__dict__
+        (True, False)
+        """
+        arrays: dict[str, npt.NDArray[np.float64]] = self.__dict__.setdefault("_sample_arrays", {})
+        found = arrays.get(column)
+        if found is None:
+            found = np.asarray([v for v in self.sample.get(column, []) if v is not None], dtype=np.float64)
+            found.flags.writeable = False
+            arrays[column] = found
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the converted samples (they are rebuilt where needed)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_sample_arrays"}
 
 
 def _readable(column: ColumnProfile) -> ColumnProfile:

@@ -33,7 +33,7 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +46,11 @@ Counts = npt.NDArray[np.float64]
 EXACT_UP_TO = 256  # window sizes up to this are their own bucket
 BUCKETS_PER_DOUBLING = 32
 DEFAULT_ENTRIES = 32_768  # about 60 MB with 400 draws each
+# What one model comes to hold: its calibrated columns times the size buckets its windows span (26 columns and
+# 5 to 6 buckets for windows of a Poisson 1,000 events in benchmarks/scale.py). A cache holding fewer per model
+# than its models need evicts each null before its model's next window asks for it again (least recently used
+# order is that cycle's worst case), so every lookup draws.
+ENTRIES_PER_MODEL = 192
 
 
 def size_bucket(n: int) -> int:
@@ -120,6 +125,7 @@ class NullCache:
     def __init__(self, store: NullStore | None = None, max_entries: int = DEFAULT_ENTRIES) -> None:
         self.store = store
         self.max_entries = max_entries
+        self.floor = max_entries  # what max_entries was set to; fit() grows from it
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[str, NullSummary] = OrderedDict()
@@ -177,15 +183,21 @@ class NullCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def fit(self, models: int) -> None:
+        """Room for the nulls of ``models`` models (:data:`ENTRIES_PER_MODEL` each), never below the
+        ``max_entries`` set at construction; it only grows (the models computed here so far).
+
+        >>> cache = NullCache(max_entries=1000)
+        >>> cache.fit(2); cache.max_entries
+        1000
+        >>> cache.fit(1000); cache.max_entries
+        192000
+        """
+        with self._lock:
+            self.max_entries = max(self.max_entries, self.floor, ENTRIES_PER_MODEL * models)
+
     def take_new(self) -> list[tuple[str, NullSummary]]:
         """The summaries drawn since the last call (for the store's writer)."""
         with self._lock:
             new, self._new = self._new, []
         return new
-
-    def add(self, items: Iterable[tuple[str, NullSummary]]) -> None:
-        """Summaries drawn elsewhere (a worker process), kept here too."""
-        with self._lock:
-            for key, summary in items:
-                self._entries.setdefault(key, summary)
-            self._trim()

@@ -31,6 +31,11 @@ _AD_HAS_VARIANT = "variant" in inspect.signature(stats.anderson_ksamp).parameter
 """SciPy >= 1.17 wants ``variant=...`` and warns when it is missing (``midrank`` is deprecated)."""
 
 
+# SciPy's own function behind its axis and NaN handling, which costs a third of a call on 1-D samples already
+# checked here (the same statistic and p-value).
+_KS_2SAMP = getattr(stats.ks_2samp, "__wrapped__", stats.ks_2samp)
+
+
 def _p(value: float) -> float:
     return float(min(max(float(value), 0.0), 1.0))
 
@@ -55,7 +60,7 @@ def ks_2samp(ref: npt.ArrayLike, cur: npt.ArrayLike, method: str = "auto") -> Te
         raise ValueError(f"method must be 'auto', 'exact' or 'asymp', got {method!r}.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = stats.ks_2samp(x, y, method=method)
+        res = _KS_2SAMP(x, y, method=method)
     return TestResult(
         method="ks_2samp", statistic=float(res.statistic), p_value=_p(res.pvalue), n_ref=x.size, n_cur=y.size
     )
