@@ -34,14 +34,6 @@ from sustain.backends.duckdb.store import DuckDBStore
 from tests import loadgen
 from tests.helpers import ServerProcess, write_spec
 
-SPEC = """
-models:
-  - name: soak
-    features: {a: numeric, b: numeric, c: numeric, d: numeric, e: numeric, f: numeric, g: numeric, h: numeric}
-    outputs: {score: {kind: probability}}
-    windows: [1m]
-    retention: {events: RETENTION, dedup: DEDUP}
-"""
 BATCH = 1000
 PATH = "/v1/models/soak/events"
 
@@ -149,7 +141,7 @@ def main() -> None:
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory(prefix="sustain-soak-") as tmp:
         workdir = Path(tmp)
-        spec = SPEC.replace("RETENTION", args.retention).replace("DEDUP", args.dedup)
+        spec = loadgen.spec_yaml("soak", f"retention: {{events: {args.retention}, dedup: {args.dedup}}}")
         env = {"SUSTAIN_RETENTION_INTERVAL": "15", "SUSTAIN_STORE_MEMORY": args.store_memory}
         server = ServerProcess(workdir, write_spec(workdir, spec), env=env).start()
         try:

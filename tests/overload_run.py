@@ -22,13 +22,7 @@ from sustain.backends.duckdb.store import DuckDBStore
 from tests import loadgen
 from tests.helpers import ServerProcess
 
-SPEC = """
-models:
-  - name: load
-    features: {a: numeric, b: numeric, c: numeric, d: numeric, e: numeric, f: numeric, g: numeric, h: numeric}
-    outputs: {score: {kind: probability}}
-    windows: [1m]
-"""
+SPEC = loadgen.spec_yaml("load")
 BATCH = 500
 POST = "/v1/models/load/events"
 
