@@ -3,7 +3,7 @@
 1. measures the most events/s a real `sustain serve` keeps up with (closed loop, batches of 1,000 events
    with 8 features, fresh ids, each acknowledged durably);
 2. ingests at half that rate for ``--minutes`` (10 by default) with a short retention (raw events 2m, dedup
-   ids 1m, swept every 15 s) and the store's memory sized for it (``SUSTAIN_STORE_MEMORY=256MiB``), printing
+   ids 1m, swept every 15 s) and the store's memory sized for it (``SUSTAIN_STORE_MEMORY=192MiB``), printing
    the server's RSS every 30 s (and its peak over those 30 s, read every second) beside its RSS when idle
    after start-up;
 3. prints the last five samples and peaks and how far apart they are (the target: within 10% of each other),
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, help="soak at this many events/s (no maximum measured)")
     parser.add_argument(
         "--store-memory",
-        default="256MiB",
+        default="192MiB",
         help="SUSTAIN_STORE_MEMORY of the server (DuckDB's memory limit; the service's default is 1GiB)",
     )
     args = parser.parse_args()
