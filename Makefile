@@ -16,7 +16,7 @@ SCHEMATHESIS := .cache/schemathesis-venv/.requirements.sha256
 SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/redis-server /usr/bin/shellcheck
 SYSTEM_PACKAGES := chromium redis-server shellcheck
 
-.PHONY: run test venv lint typecheck unit bench bench-drift bench-aiu soak clean system-tools
+.PHONY: run test venv lint typecheck unit bench bench-drift bench-aiu soak overload clean system-tools
 
 venv: $(STAMP)
 
@@ -77,6 +77,10 @@ bench-aiu: $(STAMP) system-tools
 ## make soak: ten minutes of ingest at half the measured maximum, RSS every 30 s (README: bounded memory).
 soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py
+
+## make overload: p99 answer time at four times the sustainable rate, beside the 5 s bound (about a minute per run).
+overload: $(STAMP)
+	$(BIN)/python benchmarks/overload.py --runs 3
 
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift.py --setup

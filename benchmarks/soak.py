@@ -3,8 +3,9 @@
 1. measures the most events/s a real `sustain serve` keeps up with (closed loop, batches of 1,000 events
    with 8 features, fresh ids, each acknowledged durably);
 2. ingests at half that rate for ``--minutes`` (10 by default) with a short retention (raw events 2m, dedup
-   ids 1m, swept every 15 s), printing the server's RSS every 30 s (and its peak over those 30 s, read every
-   second) beside its RSS when idle after start-up;
+   ids 1m, swept every 15 s) and the store's memory sized for it (``SUSTAIN_STORE_MEMORY=192MiB``), printing
+   the server's RSS every 30 s (and its peak over those 30 s, read every second) beside its RSS when idle
+   after start-up;
 3. prints the last five samples and peaks and how far apart they are (the target: within 10% of each other),
    and how many events were acknowledged against how many the store holds at the end (retention at work).
 
@@ -33,14 +34,6 @@ from sustain.backends.duckdb.store import DuckDBStore
 from tests import loadgen
 from tests.helpers import ServerProcess, write_spec
 
-SPEC = """
-models:
-  - name: soak
-    features: {a: numeric, b: numeric, c: numeric, d: numeric, e: numeric, f: numeric, g: numeric, h: numeric}
-    outputs: {score: {kind: probability}}
-    windows: [1m]
-    retention: {events: RETENTION, dedup: DEDUP}
-"""
 BATCH = 1000
 PATH = "/v1/models/soak/events"
 
@@ -138,27 +131,40 @@ def main() -> None:
     parser.add_argument("--retention", default="2m", help="retention.events of the soaked model")
     parser.add_argument("--dedup", default="1m", help="retention.dedup of the soaked model")
     parser.add_argument("--measure", type=float, default=20.0, help="seconds to measure the maximum rate")
+    parser.add_argument("--rate", type=float, help="soak at this many events/s (no maximum measured)")
+    parser.add_argument(
+        "--store-memory",
+        default="192MiB",
+        help="SUSTAIN_STORE_MEMORY of the server (DuckDB's memory limit; the service's default is 1GiB)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory(prefix="sustain-soak-") as tmp:
         workdir = Path(tmp)
-        spec = SPEC.replace("RETENTION", args.retention).replace("DEDUP", args.dedup)
-        env = {"SUSTAIN_RETENTION_INTERVAL": "15"}
+        spec = loadgen.spec_yaml("soak", f"retention: {{events: {args.retention}, dedup: {args.dedup}}}")
+        env = {"SUSTAIN_RETENTION_INTERVAL": "15", "SUSTAIN_STORE_MEMORY": args.store_memory}
         server = ServerProcess(workdir, write_spec(workdir, spec), env=env).start()
         try:
             assert server.proc is not None
             time.sleep(2)
             idle = rss_mib(server.proc.pid)
-            top = asyncio.run(max_rate(server, rng, args.measure))
-            rate = top / 2
-            print(
-                f"maximum: {top:,.0f} events/s acknowledged; soaking at half, {rate:,.0f} events/s, for "
-                f"{args.minutes:g} minutes (retention: events {args.retention}, dedup {args.dedup})"
-            )
+            if args.rate:
+                rate = args.rate
+                print(f"soaking at {rate:,.0f} events/s (given), for {args.minutes:g} minutes", end="")
+            else:
+                top = asyncio.run(max_rate(server, rng, args.measure))
+                rate = top / 2
+                print(
+                    f"maximum: {top:,.0f} events/s acknowledged; soaking at half, {rate:,.0f} events/s, for "
+                    f"{args.minutes:g} minutes",
+                    end="",
+                )
+            print(f" (retention: events {args.retention}, dedup {args.dedup}; store memory {args.store_memory})")
             print(f"baseline: RSS {idle:.0f} MiB idle after start-up", flush=True)
             samples, peaks, acked, refused = asyncio.run(soak(server, rng, rate, args.minutes, args.every))
         finally:
             server.stop()
+        errors = [line for line in server.log_path.read_text(errors="replace").splitlines() if "Error" in line]
         store = DuckDBStore(server.store)
         try:
             kept = store.count_events("soak")
@@ -177,6 +183,7 @@ def main() -> None:
         f"events acknowledged {acked:,} ({refused:,} requests refused); held by the store at the end {kept:,} "
         f"(retention keeps {args.retention} of them)"
     )
+    print(f"server log: {len(errors)} lines naming an error{': ' + errors[0] if errors else ''}")
 
 
 if __name__ == "__main__":

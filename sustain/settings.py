@@ -51,6 +51,9 @@ class Settings:
     transform_interval: float = 10.0
     indicator_interval: float = 30.0
     retention_interval: float = 60.0  # how often raw events, labels and dedup ids past their horizons go
+    # The embedded store's memory (DuckDB's memory_limit) unless the store URI sets ?memory_limit=: past it, cached
+    # table blocks are evicted and large queries spill to disk. DuckDB's own default is 80% of the machine's RAM.
+    store_memory: str = "1GiB"
     engine_workers: int = 0  # worker processes computing indicators of large passes (0: in the engine's process)
     null_cache_entries: int = 32_768  # null distributions kept per process at least (~1.8 kB each; 192 per model)
     engine: bool = True
@@ -94,6 +97,19 @@ class Settings:
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def store_uri(self) -> str:
+        """``store``, with ``store_memory`` as the embedded store's memory limit unless the URI sets its own.
+
+        >>> Settings(store="duckdb:///x.duckdb", store_memory="256MiB").store_uri
+        'duckdb:///x.duckdb?memory_limit=256MiB'
+        >>> Settings(store="duckdb:///x.duckdb?threads=2&memory_limit=2GiB").store_uri
+        'duckdb:///x.duckdb?threads=2&memory_limit=2GiB'
+        """
+        if not self.store.startswith("duckdb:") or "memory_limit=" in self.store:
+            return self.store
+        return f"{self.store}{'&' if '?' in self.store else '?'}memory_limit={self.store_memory}"
 
     @property
     def admission_seconds(self) -> float:

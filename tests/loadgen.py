@@ -14,6 +14,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
+def spec_yaml(model: str, extra: str = "") -> str:
+    """The monitor config the overload test and the soak load: one model, eight numeric features and a
+    probability, one-minute windows; ``extra`` is more YAML for the model (``retention: {...}``)."""
+    features = ", ".join(f"{name}: numeric" for name in "abcdefgh")
+    return (
+        f"models:\n  - name: {model}\n"
+        f"    features: {{{features}}}\n"
+        "    outputs: {score: {kind: probability}}\n"
+        "    windows: [1m]\n" + (f"    {extra}\n" if extra else "")
+    )
+
+
 def post_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
     """The bytes of one ``POST path`` with a JSON ``body``."""
     lines = [

@@ -35,6 +35,24 @@ def test_uri_forms() -> None:
         parse_duckdb_uri("duckdb://")
 
 
+def test_the_service_caps_the_store_memory_unless_the_uri_names_its_own(tmp_path) -> None:
+    from sustain.api.app import build_context
+    from sustain.settings import Settings
+
+    def limit(settings: Settings) -> str:
+        ctx = build_context(settings)
+        assert isinstance(ctx.store, DuckDBStore)
+        try:
+            return str(ctx.store.cursor().execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        finally:
+            ctx.backend.close()
+
+    assert limit(Settings(store=f"duckdb:///{tmp_path / 'a.duckdb'}", store_memory="300MiB")) == "300.0 MiB"
+    assert limit(Settings(store=f"duckdb:///{tmp_path / 'b.duckdb'}")) == "1.0 GiB"  # the default
+    own = Settings(store=f"duckdb:///{tmp_path / 'c.duckdb'}?memory_limit=200MiB", store_memory="300MiB")
+    assert limit(own) == "200.0 MiB"
+
+
 def test_repeated_ids_are_stored_once_across_batches_and_restarts(store: DuckDBStore, churn_spec, tmp_path) -> None:
     items = [{"event_id": f"e{i}", "features": {"age": i}} for i in range(5)]
     first = store.append_events([batch(churn_spec, items)])[0]

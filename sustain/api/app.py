@@ -60,7 +60,7 @@ def _apply(store: Store, config: MonitorConfig) -> list[ModelSpec]:
 
 
 def build_context(settings: Settings, backend: Backend | None = None) -> AppContext:
-    backend = backend or open_backend(settings.store)
+    backend = backend or open_backend(settings.store_uri)
     store = backend.store
     env_policy = EnvPolicy()
     if settings.config:
