@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,37 +196,36 @@ def warm_up(url: str, model: str) -> None:
             client.predict(row, timeout=60)
 
 
+async def paced(n: int, rate: float, send: Callable[[dict[str, float]], Awaitable[object]]) -> list[float]:
+    """Seconds each of ``n`` requests took, started ``rate`` a second whatever the earlier ones are doing."""
+
+    async def one(row: dict[str, float]) -> float:
+        t = time.perf_counter()
+        await send(row)
+        return time.perf_counter() - t
+
+    start, tasks = time.perf_counter(), []
+    for i, row in enumerate(payloads(n)):
+        tasks.append(asyncio.create_task(one(row)))
+        await asyncio.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
+    return list(await asyncio.gather(*tasks))
+
+
 async def paced_latencies(url: str, model: str, n: int, rate: float) -> list[float]:
-    """Seconds from submit to answer of ``n`` requests sent one by one, ``rate`` a second."""
+    """Seconds from submit to answer of ``n`` requests sent through units, ``rate`` a second."""
     async with await AsyncInferenceClient.connect(url, model) as client:
-
-        async def one(row: dict[str, float]) -> float:
-            t = time.perf_counter()
-            await client.predict(row, timeout=60)
-            return time.perf_counter() - t
-
-        start, tasks = time.perf_counter(), []
-        for i, row in enumerate(payloads(n)):
-            tasks.append(asyncio.create_task(one(row)))
-            await asyncio.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
-        return list(await asyncio.gather(*tasks))
+        return await paced(n, rate, lambda row: client.predict(row, timeout=60))
 
 
 async def paced_direct(url: str, n: int, rate: float) -> list[float]:
     """Seconds of ``n`` one-row HTTP calls to the scoring server, started ``rate`` a second."""
     async with httpx.AsyncClient(timeout=60) as http:
 
-        async def one(row: dict[str, float]) -> float:
+        async def call(row: dict[str, float]) -> None:
             body = {"dataframe_split": {"columns": FEATURES, "data": [[row[f] for f in FEATURES]]}}
-            t = time.perf_counter()
             (await http.post(f"{url}/invocations", json=body)).raise_for_status()
-            return time.perf_counter() - t
 
-        start, tasks = time.perf_counter(), []
-        for i, row in enumerate(payloads(n)):
-            tasks.append(asyncio.create_task(one(row)))
-            await asyncio.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
-        return list(await asyncio.gather(*tasks))
+        return await paced(n, rate, call)
 
 
 def sequential_latencies(url: str, model: str, n: int) -> list[float]:
