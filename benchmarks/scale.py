@@ -8,6 +8,9 @@ writes them. For each fleet size, in one run:
   window that just closed): engine seconds, and per model milliseconds of wall and CPU time (this process and
   its indicator workers);
 * **idle pass**: passes with no new data: milliseconds per model;
+* **overlapped**: then, as the engine's own loop runs them, the indicators of the minute just folded on a thread
+  while the next minute's events are folded: wall and CPU per model (three more minutes: warmer caches than the
+  busy passes, so compare the ratio of wall to CPU time, which the overlap lowers towards 1 / cores);
 * **freshness**: the engine running on its own clock (``transform_interval`` 1 s) while events arrive in real
   time every ``--tick`` seconds, for ``--minutes`` windows: how long after each window's end its final
   indicators were written, p50 and p95 over every model and window;
@@ -85,6 +88,7 @@ class Figures:
     references: float = 0.0  # seconds per model
     busy: Timed = field(default_factory=lambda: Timed(0, 0))
     idle: Timed = field(default_factory=lambda: Timed(0, 0))
+    overlapped: Timed = field(default_factory=lambda: Timed(0, 0))
     phases: dict[str, float] = field(default_factory=dict)
     p50: float | None = None
     p95: float | None = None
@@ -129,7 +133,28 @@ def controlled(figures: Figures, fleet: Fleet, engine: Engine, passes: int) -> d
         timed(engine, lambda: (engine.run_transforms(), engine.run_indicators(open_windows=False))) for _ in range(5)
     ]
     figures.idle = Timed(statistics.median(i.wall for i in idle), statistics.median(i.cpu for i in idle))
-    return start + timedelta(minutes=passes + 1)
+    minute = passes + 1
+    fleet.write(start + timedelta(minutes=minute), WINDOW_SECONDS, 0, poisson=1000)
+    engine.run_transforms()
+    overlapped = []
+    for _ in range(passes):  # as the engine's own loop runs them: last minute's indicators beside this one's transforms
+        minute += 1
+        fleet.write(start + timedelta(minutes=minute), WINDOW_SECONDS, 0, poisson=1000)
+        overlapped.append(timed(engine, lambda: overlap(engine)))
+    engine.run_indicators(open_windows=False)
+    figures.overlapped = Timed(
+        statistics.median(o.wall for o in overlapped), statistics.median(o.cpu for o in overlapped)
+    )
+    return start + timedelta(minutes=minute + 1)
+
+
+def overlap(engine: Engine) -> None:
+    """The indicators of the windows made final by the last transform run, on a thread (as the engine's indicator
+    thread computes them), while this thread folds the next minute of events."""
+    indicators = threading.Thread(target=lambda: engine.run_indicators(open_windows=False))
+    indicators.start()
+    engine.run_transforms()
+    indicators.join()
 
 
 def baseline(figures: Figures, models: int, directory: Path, passes: int) -> None:
@@ -261,6 +286,7 @@ def main() -> None:
         "busy ms/model wall",
         "busy ms/model CPU",
         "idle ms/model",
+        "overlapped ms/model wall / CPU",
         "p50 / p95 freshness (s)",
         "baseline busy ms/model wall / CPU",
         "baseline idle ms/model",
@@ -275,6 +301,7 @@ def main() -> None:
             f"{1000 * f.busy.wall / f.models:.1f}",
             f"{1000 * f.busy.cpu / f.models:.1f}",
             f"{1000 * f.idle.wall / f.models:.2f}",
+            f"{1000 * f.overlapped.wall / f.models:.1f} / {1000 * f.overlapped.cpu / f.models:.1f}",
             fresh,
             f"{1000 * f.base_busy.wall / f.base_models:.0f} / {1000 * f.base_busy.cpu / f.base_models:.0f}"
             f" (on {f.base_models})",

@@ -10,6 +10,8 @@ data, not the number of models:
 * a window is computed when it changed; windows that became final (closed) are computed at the first pass
   after, oldest first, ahead of open ones, which are recomputed (``partial`` documents) only every
   ``indicator_interval``; the loop wakes when a window becomes final;
+* on its own schedule (:meth:`Engine.start`) the transforms and the indicators run on two threads, so the next
+  events are folded while the indicators of the windows that just became final compute;
 * the windows a pass computes are read at once, each model's indicators are computed as one unit (in worker
   processes when the pass is large, see :mod:`sustain.indicators.pool`), and every document of the pass is
   written in one store write;
@@ -67,6 +69,8 @@ PHASES = ("transforms", "read", "indicators", "write", "alerts")
 
 # From this many models in one indicator run on, the run goes to worker processes (when the engine has any).
 POOL_FROM_MODELS = 8
+# The most of the time transform runs take on their own schedule (windows that become final are folded at once).
+TRANSFORM_SHARE = 0.25
 
 DocsListener = Callable[[list[IndicatorDoc]], None]
 Key = tuple[str, datetime]  # (version, window start)
@@ -177,9 +181,14 @@ class Engine:
         self.stats = EngineStats()
         self.listeners: list[DocsListener] = []
         self._dirty: dict[str, _Dirty] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the windows to compute (``_dirty``) and the plans
+        # One transform run, a retention sweep or a plan change at a time: a sweep must never delete events
+        # between a transform's read of them and its checkpoint. The indicator thread does not wait for it.
+        self._transform_lock = threading.RLock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # transforms and retention
+        self._indicator_thread: threading.Thread | None = None
+        self._due = threading.Event()  # a transform run ended: the indicator thread has work to look at
         self.registry = registry
         self.indicators = IndicatorRunner(documents, timeout=indicator_timeout, registry=registry)
         self.nulls = NullCache(nulls, max_entries=null_entries)
@@ -234,7 +243,7 @@ class Engine:
             raise PluginError(f"{what}: {_describe(exc)}") from exc
         self._succeeded(model, "reference")
         # Profiles feed the plans: a change of bins makes the next transform run rebuild the windows.
-        with self._lock:
+        with self._transform_lock, self._lock:
             self._plans.pop(model, None)
             for plan in self.runner.plans(spec):
                 self._mark_recent(plan)
@@ -254,7 +263,7 @@ class Engine:
         """Fold new events and labels into the windows of every model this engine computes."""
         with self._phase("transforms") as started:
             settled = self.clock() - timedelta(seconds=float(getattr(self.runner, "lag_seconds", 0.0)))
-            with self._lock:
+            with self._transform_lock:
                 plans: list[TransformPlan] = []
                 taken: set[str] = set()
                 failed: set[str] = set()
@@ -279,15 +288,16 @@ class Engine:
                     failed.add(failure.plan.model)
                 by_id = {p.id: p for p in plans}
                 busy: set[str] = set()
-                for report in batch.reports:
-                    plan = by_id[report.transform]
-                    try:
-                        self._note_report(plan, report, plan.model in taken)
-                    except Exception as exc:
-                        self._failed(plan.model, "transforms", exc)
-                        failed.add(plan.model)
-                    if report.events or report.touched:
-                        busy.add(plan.model)
+                with self._lock:
+                    for report in batch.reports:
+                        plan = by_id[report.transform]
+                        try:
+                            self._note_report(plan, report, plan.model in taken)
+                        except Exception as exc:
+                            self._failed(plan.model, "transforms", exc)
+                            failed.add(plan.model)
+                        if report.events or report.touched:
+                            busy.add(plan.model)
                 for model in running:
                     if model not in failed:
                         self._succeeded(model, "transforms")
@@ -503,7 +513,7 @@ class Engine:
             if self.ownership is not None and spec.name not in self._owned:
                 continue  # another replica computes this model: its retention is that replica's work
             try:
-                with self._lock:  # never between a transform's read of the events and its checkpoint
+                with self._transform_lock:  # never between a transform's read of the events and its checkpoint
                     report = self.retention.sweep(spec, now)
             except Exception as exc:
                 self._failed(spec.name, "retention", exc)
@@ -534,14 +544,21 @@ class Engine:
         if self._thread is not None:
             return
         self._stop.clear()
+        self._due.clear()
         self._thread = threading.Thread(target=self._loop, name="sustain-engine", daemon=True)
+        self._indicator_thread = threading.Thread(
+            target=self._indicator_loop, name="sustain-engine-indicators", daemon=True
+        )
         self._thread.start()
+        self._indicator_thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._due.set()
+        for thread in (self._thread, self._indicator_thread):
+            if thread is not None:
+                thread.join(timeout)
+        self._thread = self._indicator_thread = None
         self.indicators.close()
         if self._pool is not None:
             self._pool.close()
@@ -550,30 +567,22 @@ class Engine:
             self.ownership.release()
 
     def _loop(self) -> None:
-        """A pass every ``transform_interval`` (and when a window becomes final); open windows are computed
-        every ``indicator_interval``; a retention sweep every ``retention_interval``.
+        """The transforms: a run every ``transform_interval`` (and when a window becomes final), each followed
+        by a wake-up of the indicator thread (:meth:`_indicator_loop`); a retention sweep every
+        ``retention_interval``.
 
-        Final windows come first: they are computed and written before any open window, and an open-window pass
-        is put off while it would still run when the next window becomes final (how long the last one took), so
-        a busy engine spends itself on the windows alerts are raised on and updates open windows when it can."""
-        next_pass = next_open = time.monotonic()
+        Transforms and indicators run on two threads so that they overlap: while the workers compute the
+        windows that just became final, this thread keeps folding the events that keep arriving (a thousand
+        models' transforms are a third of a pass; run one after the other, the workers waited for them)."""
+        next_pass = time.monotonic()
         next_retention = next_pass + self.retention_interval
-        open_seconds = 0.0  # how long the last open-window pass took
         while not self._stop.is_set():
             now = time.monotonic()
             try:
                 if now >= next_pass:
                     self.run_transforms()
-                    self.run_indicators(open_windows=False)
-                    if now >= next_open:
-                        if self.open_pass_fits(open_seconds):
-                            started = time.monotonic()
-                            self.run_indicators(open_windows=True)
-                            open_seconds = time.monotonic() - started
-                            next_open = now + self.indicator_interval
-                        else:
-                            self.stats.open_passes_deferred += 1
-                    next_pass = min(now + self.transform_interval, self._next_final(now))
+                    self._due.set()
+                    next_pass = self._next_transforms(time.monotonic() - now)
                 if now >= next_retention:
                     self.run_retention()
                     next_retention = now + self.retention_interval
@@ -583,6 +592,46 @@ class Engine:
                 next_pass = now + self.transform_interval
                 next_retention = max(next_retention, now + self.retention_interval)
             self._stop.wait(max(0.01, min(next_pass, next_retention) - time.monotonic()))
+
+    def _next_transforms(self, took: float) -> float:
+        """When the next transform run starts (monotonic clock), after one that took ``took`` seconds.
+
+        A run costs about the same for two seconds of events as for a minute's (its cost is per model and
+        column: a thousand models took 15-30 s either way), so runs are spaced to keep their share of the time
+        under :data:`TRANSFORM_SHARE`, and a run that would still be folding when a window becomes final waits
+        for that moment instead. A window that becomes final is folded at once whatever the spacing."""
+        now = time.monotonic()
+        final = self._next_final(now)
+        due = now + max(self.transform_interval, took * (1 / TRANSFORM_SHARE - 1))
+        return final if due + took > final else due
+
+    def _indicator_loop(self) -> None:
+        """Indicators after each transform run (the windows it made final); open windows every
+        ``indicator_interval``.
+
+        Final windows come first: they are computed and written before any open window, and an open-window pass
+        is put off while it would still run when the next window becomes final (how long the last one took), so
+        a busy engine spends itself on the windows alerts are raised on and updates open windows when it can."""
+        next_open = time.monotonic()
+        open_seconds = 0.0  # how long the last open-window pass took
+        while not self._stop.is_set():
+            self._due.wait()
+            self._due.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.run_indicators(open_windows=False)
+                now = time.monotonic()
+                if now >= next_open and not self._stop.is_set():
+                    if self.open_pass_fits(open_seconds):
+                        self.run_indicators(open_windows=True)
+                        open_seconds = time.monotonic() - now
+                        next_open = now + self.indicator_interval
+                    else:
+                        self.stats.open_passes_deferred += 1
+            except Exception as exc:  # the next transform run wakes this thread again
+                self.stats.last_error = repr(exc)
+                log.exception("indicator pass failed; retrying after the next transform run")
 
     def open_pass_fits(self, seconds: float) -> bool:
         """Whether an open-window pass of ``seconds`` would end before the next window with data becomes final."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from sustain.indicators.documents import IndicatorDoc, IndicatorQuery
 from sustain.spec import ModelSpec
 from sustain.store.base import EventBatch
 from sustain.synthetic import SyntheticModel
+from tests.helpers import PATIENCE, wait_for
 
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -141,6 +144,58 @@ def test_an_open_pass_waits_when_it_would_delay_a_final_window(fleet: Callable[.
     f.engine.run_transforms()
     assert f.engine.open_pass_fits(10.0)
     assert not f.engine.open_pass_fits(40.0)  # the last open pass took longer: the final window goes first
+
+
+def test_the_loop_folds_new_events_while_indicators_compute(fleet: Callable[..., Fleet]) -> None:
+    f = fleet(["m"])
+    f.engine.transform_interval = 0.05
+    f.log("m", 100, T0)
+    f.clock.now = T0 + 2 * MINUTE
+    computing, release = threading.Event(), threading.Event()
+    run_indicators = f.engine.run_indicators
+
+    def held(*, open_windows: bool = True) -> list[IndicatorDoc]:
+        if not release.is_set():
+            computing.set()
+            release.wait(30 * PATIENCE)
+        return run_indicators(open_windows=open_windows)
+
+    f.engine.run_indicators = held  # type: ignore[method-assign]
+    f.engine.start()
+    wait_for(lambda: computing.is_set(), what="the first indicator pass")
+    runs = f.engine.stats.transform_runs
+    f.clock.now = T0 + 3 * MINUTE
+    f.log("m", 50, T0 + MINUTE)  # arrives while the indicator thread is busy
+    spec_m = f.store.get_spec("m")
+    assert spec_m is not None
+    plan = f.engine.plans(spec_m)[0]
+
+    def folded() -> bool:
+        return T0 + MINUTE in {start for _, start in f.engine.windows.window_buckets(plan)}
+
+    wait_for(folded, what="the new events folded while the indicator pass is held")
+    assert f.engine.stats.transform_runs > runs and not release.is_set()
+    release.set()
+
+    def traffic() -> dict[datetime, int | None] | None:
+        docs = f.engine.documents.query(IndicatorQuery("m", indicator="traffic"))
+        found = {d.window_start: d.n for d in docs if not d.partial}
+        return found if len(found) == 2 else None
+
+    assert wait_for(traffic, what="both windows computed") == {T0: 100, T0 + MINUTE: 50}
+
+
+def test_transform_runs_are_spaced_by_their_cost_but_fold_a_final_window_at_once(
+    fleet: Callable[..., Fleet],
+) -> None:
+    f = fleet(["m"])
+    f.engine.transform_interval = 1.0
+    assert f.engine._next_transforms(20.0) - time.monotonic() == pytest.approx(60.0, abs=1.0)  # a quarter of the time
+    f.clock.now = T0 + timedelta(seconds=30)  # [T0, T0+1m) is open, final 35 s from now (with 5 s late arrival)
+    f.log("m", 100, T0, timedelta(seconds=30))
+    f.engine.run_transforms()
+    for took, wait in ((0.1, 1.0), (2.0, 6.0), (10.0, 35.05)):  # a run of 10 s would still fold at the final moment
+        assert f.engine._next_transforms(took) - time.monotonic() == pytest.approx(wait, abs=1.0)
 
 
 def test_each_document_keeps_its_freshness(fleet: Callable[..., Fleet]) -> None:
