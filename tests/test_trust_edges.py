@@ -96,6 +96,14 @@ def test_the_one_shot_report_never_crashes_on_ties(tmp_path_factory, values: np.
     assert x.status in ("ok", "insufficient")  # the same data is never drift
 
 
+def test_bins_too_narrow_for_floating_point_take_the_default_distance(tmp_path: Path) -> None:
+    path = tmp_path / "x.parquet"  # edges 0 and 1e-300: the binned deviation squares to 0 (found by Hypothesis)
+    pq.write_table(pa.table({"x": np.array([0.0, 0.01, 1e-300])}), path)
+    assessed, _, _ = DriftReport(DriftSettings(draws=50)).run(path, path)
+    (x,) = assessed
+    assert x.status in ("ok", "insufficient") and x.distance != "wasserstein"
+
+
 def test_same_tied_data_is_not_drift_through_the_report(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     scores = np.round(rng.beta(0.3, 3.0, 20_000), 2)  # rounded model scores: most of them 0.0 and 0.01

@@ -9,6 +9,7 @@ the multiple-comparison correction across columns and the effect floor.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,6 +40,7 @@ MIN_EFFECT: dict[str, float] = {
 DISTANCE_NAMES = tuple(MIN_EFFECT)
 # Distances defined only on ordered bins; other kinds of column fall back to their default distance.
 NUMERIC_ONLY = frozenset({"wasserstein"})
+MIN_SPAN = 1e-100  # bins narrower than this in all (squares near the float minimum) take the default distance
 BINNED_KINDS = frozenset({"numeric", "text", "embedding"})  # numbers, text lengths and embedding norms
 SAMPLE_TESTS = ("ks", "cvm", "ad")
 CALIBRATED_MIN_COUNT = 100  # reference values per category below which categories keep their exact test
@@ -121,9 +123,16 @@ def distance_for(method: str, kind: str, edges: Sequence[float] | None = None, r
         method = "wasserstein" if kind in BINNED_KINDS else default_distance(kind)
     if method in NUMERIC_ONLY:
         spread = ref_counts is None or int(np.count_nonzero(ref_counts)) >= 2
-        if kind not in BINNED_KINDS or edges is None or len(edges) < 2 or not spread:
+        if kind not in BINNED_KINDS or edges is None or len(edges) < 2 or not spread or not _measurable(edges):
             return default_distance(kind)
     return method
+
+
+def _measurable(edges: Sequence[float]) -> bool:
+    """Whether the bins span enough for a standard deviation in floating point: edges 1e-300 apart square to 0,
+    and the normed Wasserstein distance divides by that deviation."""
+    span = float(edges[-1]) - float(edges[0])
+    return math.isfinite(span) and span > MIN_SPAN
 
 
 def effect_margin(distance: str, alpha: float, n_ref: int, n_cur: int) -> float:
