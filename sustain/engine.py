@@ -181,7 +181,7 @@ class Engine:
         self.stats = EngineStats()
         self.listeners: list[DocsListener] = []
         self._dirty: dict[str, _Dirty] = {}
-        self._lock = threading.RLock()  # the windows to compute (``_dirty``) and the plans
+        self._lock = threading.RLock()  # the windows to compute (``_dirty``); plans change under both locks
         # One transform run, a retention sweep or a plan change at a time: a sweep must never delete events
         # between a transform's read of them and its checkpoint. The indicator thread does not wait for it.
         self._transform_lock = threading.RLock()
