@@ -68,10 +68,6 @@ class _Out:
         keep = ~np.isnan(values) if keep_zero else (~np.isnan(values)) & (values != 0)
         self.put(groups[keep], column, stat, key, values[keep])
 
-    def add_raw(self, groups: Ints, column: str, stat: str, key: str, values: Floats) -> None:
-        """Partials whose values may be NaN themselves (a sum or extreme over NaN values)."""
-        self.put(groups, column, stat, key, values)
-
     def cells(self, column: str, stat: str, names: list[str], cells: npt.NDArray[np.int64]) -> None:
         """The non-zero cells of a groups x keys count matrix, keyed by ``names``."""
         groups, which = np.nonzero(cells)
@@ -262,23 +258,28 @@ def _numeric(out: _Out, groups: _Groups, block: _Block) -> None:
         part = values[:, ranged]
         outside = _group_counts(groups, valid[:, ranged] & ((part < low) | (part > high) | np.isnan(part)))
         out.matrix(names[ranged], "oor", "", outside, outside != 0)
-    _bins(out, groups, block, values, valid, counts)
+    _bins(out, groups, block, names, valid, counts)
 
 
 def _bins(
-    out: _Out, groups: _Groups, block: _Block, values: Floats, valid: npt.NDArray[np.bool_], counts: Floats
+    out: _Out,
+    groups: _Groups,
+    block: _Block,
+    names: npt.NDArray[np.object_],
+    valid: npt.NDArray[np.bool_],
+    counts: Floats,
 ) -> None:
     """Counts per right-closed bin, keyed by bin index (``histogram(x, edges)``), for the block's binned columns."""
     single = [j for j, e in enumerate(block.edges) if e is not None and not e]
     if single:  # one bin: the count
-        out.matrix(np.asarray(block.names, dtype=object)[single], "bin", "0", counts[:, single], counts[:, single] != 0)
+        out.matrix(names[single], "bin", "0", counts[:, single], counts[:, single] != 0)
     binned = [j for j, e in enumerate(block.edges) if e]
     if not binned:
         return
     sizes = [len(block.edges[j] or ()) + 1 for j in binned]
     offsets = np.cumsum([0, *sizes[:-1]])
     total = int(sum(sizes))
-    cell = np.empty((values.shape[0], len(binned)), dtype=np.int64)
+    cell = np.empty((valid.shape[0], len(binned)), dtype=np.int64)
     for i, j in enumerate(binned):
         column = block.values[j]  # contiguous: searchsorted copies a strided column
         index = np.searchsorted(np.asarray(block.edges[j], dtype=np.float64), column, side="left")
@@ -286,7 +287,7 @@ def _bins(
     keep = valid[:, binned]
     rows = np.broadcast_to(groups.index[:, None], cell.shape)[keep]
     cells = np.bincount(rows * total + cell[keep], minlength=groups.count * total).reshape(groups.count, total)
-    owner = np.repeat(np.asarray([block.names[j] for j in binned], dtype=object), sizes)
+    owner = np.repeat(names[binned], sizes)
     bin_keys = np.concatenate([np.asarray(_bin_names(k), dtype=object) for k in sizes])
     found, which = np.nonzero(cells)
     out.put(found.astype(np.int64), owner[which], "bin", bin_keys[which], cells[found, which].astype(np.float64))
