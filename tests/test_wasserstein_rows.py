@@ -92,3 +92,64 @@ def test_bad_input_is_named() -> None:
         NormedWasserstein([1.0, 0.0])
     with pytest.raises(ValueError, match="3 columns"):
         NormedWasserstein([0.0, 1.0]).rows(np.ones((2, 4)), np.ones((2, 4)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(bins=st.integers(3, 40), seed=st.integers(0, 2**32 - 1), empty_tails=st.booleans())
+def test_a_remembered_reference_gives_the_one_pair_value_bit_for_bit(bins, seed, empty_tails) -> None:
+    """The second and later windows against one reference read its remembered side: the same float as
+    :func:`wasserstein_normed` computes from scratch, window after window."""
+    rng = np.random.default_rng(seed)
+    edges = np.unique(np.round(np.sort(rng.uniform(-10, 10, bins - 1)), 4))
+    if edges.size < 2:
+        return
+    k = edges.size + 1
+    ref = rng.multinomial(rng.integers(50, 5000), rng.dirichlet(np.ones(k))).astype(float)
+    if empty_tails:
+        ref[0] = 0
+    for _ in range(4):
+        cur = rng.multinomial(rng.integers(1, 3000), rng.dirichlet(np.ones(k))).astype(float)
+        if empty_tails:
+            cur[-2:] = 0
+            cur[1] += 1
+        # a fresh instance each time, as the drift indicator makes one per column and window
+        assert NormedWasserstein(edges)(ref.copy(), cur) == wasserstein_normed(ref, cur, edges)
+
+
+def test_a_remembered_reference_still_rejects_a_bad_window_with_the_same_message() -> None:
+    edges = np.array([-1.0, 0.0, 1.0])
+    ref = np.array([10.0, 20.0, 30.0, 40.0])
+    statistic = NormedWasserstein(edges)
+    assert statistic(ref, np.array([1.0, 2.0, 3.0, 4.0])) == wasserstein_normed(ref, [1.0, 2.0, 3.0, 4.0], edges)
+    for bad in ([1.0, 2.0, 3.0], [1.0, np.nan, 3.0, 4.0], [1.0, -2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]):
+        with pytest.raises(ValueError) as direct:
+            wasserstein_normed(ref, bad, edges)
+        with pytest.raises(ValueError) as remembered:
+            statistic(ref, bad)
+        assert str(remembered.value) == str(direct.value)
+    constant = np.array([0.0, 50.0, 0.0, 0.0])  # all in one inner bin: the binned deviation is not zero
+    point = np.array([100.0, 0.0, 0.0, 0.0])  # all in an outer bin with an empty neighbour
+    for reference in (constant, point):
+        try:
+            expected: float | str = wasserstein_normed(reference, ref, edges)
+        except ValueError as exc:
+            expected = str(exc)
+        for _ in range(2):
+            try:
+                got: float | str = statistic(reference, ref)
+            except ValueError as exc:
+                got = str(exc)
+            assert got == expected
+
+
+def test_the_one_pair_exponential_gap_is_the_array_one_bit_for_bit() -> None:
+    """Random masses (zeros among them) and scales over twelve orders of magnitude, half of them crossing."""
+    from sustain.indicators.stats.wasserstein import _exponential_gap_one
+
+    rng = np.random.default_rng(11)
+    masses = np.where(rng.random((5000, 2)) < 0.1, 0.0, rng.random((5000, 2)))
+    scales = 10 ** rng.uniform(-6, 6, (5000, 2))
+    scales[::50, 1] = scales[::50, 0]  # equal scales: no sign change
+    expected = exponential_gap(masses[:, 0], scales[:, 0], masses[:, 1], scales[:, 1])
+    got = [_exponential_gap_one(a, s, b, u) for (a, b), (s, u) in zip(masses.tolist(), scales.tolist(), strict=True)]
+    assert got == expected.tolist()

@@ -201,13 +201,30 @@ def exponential_gap(a: npt.ArrayLike, s: npt.ArrayLike, b: npt.ArrayLike, u: npt
     return result
 
 
+def _exponential_gap_one(a: float, s: float, b: float, u: float) -> float:
+    """:func:`exponential_gap` of one pair of tails: the same floating-point operations (NumPy's own ``log`` and
+    ``expm1``) on floats instead of 0-d arrays, the same number in a fifth of the time."""
+    total = a * s - b * u
+    t = 0.0
+    try:
+        if a > 0 and b > 0:
+            root = float(np.log(b / a)) / (1.0 / u - 1.0 / s)
+            t = root if math.isfinite(root) and root > 0 else 0.0
+    except ZeroDivisionError:  # NumPy would give an infinity or NaN there: no crossing
+        t = 0.0
+    if t == 0.0:
+        return abs(total)
+    before = a * s * -float(np.expm1(-t / s)) - b * u * -float(np.expm1(-t / u))
+    return abs(before) + abs(total - before)
+
+
 def _tail_distance(ref: _Tail, cur: _Tail) -> float:
     """``integral |m_ref S_ref(t) - m_cur S_cur(t)| dt`` over one outer bin."""
     if (ref.mass == 0.0 and cur.mass == 0.0) or ref.length == 0.0:
         return 0.0
     unbounded = math.isinf(ref.length) and math.isinf(cur.length)
     if unbounded and ref.kind == "exponential" and cur.kind == "exponential":
-        return float(exponential_gap(ref.mass, ref.scale, cur.mass, cur.scale))
+        return _exponential_gap_one(ref.mass, ref.scale, cur.mass, cur.scale)
     t = np.union1d(ref.grid(), cur.grid())
     d = ref.mass * ref.survival(t) - cur.mass * cur.survival(t)
     signed = ref.mass * np.diff(ref.integrated_survival(t)) - cur.mass * np.diff(cur.integrated_survival(t))
@@ -259,10 +276,19 @@ def wasserstein_binned(
     return _w1(*_prepare(ref_counts, cur_counts, edges, lo, hi, tail), tail)
 
 
-def _w1(p: FloatArray, q: FloatArray, e: FloatArray, low: float, high: float, tail: TailModel) -> float:
-    """W1 between proportions ``p`` and ``q`` over checked edges and outer-bin extents."""
+def _w1(
+    p: FloatArray,
+    q: FloatArray,
+    e: FloatArray,
+    low: float,
+    high: float,
+    tail: TailModel,
+    ref_tails: tuple[_Tail, _Tail] | None = None,
+) -> float:
+    """W1 between proportions ``p`` and ``q`` over checked edges and outer-bin extents (``ref_tails``: ``p``'s,
+    when already known)."""
     interior = float(abs_integral(e, np.cumsum(p - q)[:-1]))
-    ref_lower, ref_upper = _tails(p, e, low, high, tail)
+    ref_lower, ref_upper = _tails(p, e, low, high, tail) if ref_tails is None else ref_tails
     cur_lower, cur_upper = _tails(q, e, low, high, tail)
     return interior + _tail_distance(ref_lower, cur_lower) + _tail_distance(ref_upper, cur_upper)
 
