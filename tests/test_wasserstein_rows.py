@@ -65,6 +65,7 @@ def test_calibration_uses_the_rows_and_matches_the_loop() -> None:
     u=st.floats(1e-3, 1e3),
 )
 @example(a=0.0, b=1.8044005440908855e-11, s=1.0, u=801.0)  # quad warned here once
+@example(a=6.836694599308769e-270, b=1.0, s=458.0, u=454.0)  # quad missed all the mass here once
 def test_exponential_gap_equals_numerical_integration(a, b, s, u) -> None:
     """The closed form against scipy's adaptive quadrature, split at the sign change so quad sees no kink."""
     from scipy import integrate
@@ -72,12 +73,14 @@ def test_exponential_gap_equals_numerical_integration(a, b, s, u) -> None:
     def gap(t: float) -> float:
         return abs(a * np.exp(-t / s) - b * np.exp(-t / u))
 
-    points = [0.0]
+    # Split at the sign change, and where each exponential has all but e^-50 of its mass, so quad never looks for
+    # the mass near 0 inside an interval millions of scales wide (a = 6.8e-270 puts the sign change at 3e7).
+    splits = {0.0, 50.0 * s, 50.0 * u}
     if a > 0 and b > 0 and s != u:
         root = np.log(b / a) / (1 / u - 1 / s)
         if 0 < root < np.inf:
-            points.append(float(root))
-    points.append(np.inf)
+            splits.add(float(root))
+    points = [*sorted(splits), np.inf]
     with warnings.catch_warnings():  # quad doubts itself on tiny integrands (b = 1.8e-11); its error bound stays
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
         parts = [integrate.quad(gap, lo, hi, limit=200) for lo, hi in itertools.pairwise(points)]
