@@ -109,3 +109,23 @@ def test_cached_calibration_judges_windows_as_per_window_draws_do() -> None:
                 assert direct["age"].status == cached["age"].status == "alert"
     assert agree == compared
     assert cache.hits > cache.misses  # windows of one reference and size share their nulls
+
+
+def test_a_threshold_skips_the_quantile_only_where_the_floor_wins_anyway() -> None:
+    """``threshold(floor, p)`` is ``max(floor, quantile(p))`` to the bit, with floors just around the quantile
+    (where skipping would be wrong), far on either side, and on nulls no gamma fits (zero variance)."""
+    rng = np.random.default_rng(17)
+    skipped = 0
+    for _ in range(300):
+        mean = float(10 ** rng.uniform(-4, 1))
+        var = 0.0 if rng.random() < 0.05 else float(mean**2 / 10 ** rng.uniform(-1, 2.5))
+        p = float(10 ** rng.uniform(-6, -1))
+        reference = NullSummary(mean, var, np.zeros(0, dtype=np.float32))
+        quantile = reference.quantile(p)
+        for ratio in (0.5, 1 - 1e-5, 1 - 1e-7, *(1 - 10.0**-k for k in range(9, 14)), 1.0, 1 + 1e-10, 1.2, 3):
+            floor = quantile * ratio
+            fresh = NullSummary(mean, var, np.zeros(0, dtype=np.float32))
+            got = fresh.threshold(floor, p)
+            assert got == max(floor, quantile), (mean, var, p, ratio)
+            skipped += p not in fresh._quantiles
+    assert skipped > 300  # the floors well above the quantile did skip it

@@ -319,7 +319,7 @@ def assess(
         out.p_value = summary.tail(out.value)
         out.details["null_mean"] = summary.mean
         out.details["empirical_p"] = summary.empirical_p(out.value)
-        out.threshold = max(floor, summary.quantile(_level(alpha, columns, correction)))
+        out.threshold = summary.threshold(floor, _level(alpha, columns, correction))
     else:
         from sustain.indicators.stats.calibration import null_distribution
 

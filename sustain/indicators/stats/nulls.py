@@ -51,6 +51,9 @@ DEFAULT_ENTRIES = 32_768  # about 60 MB with 400 draws each
 # than its models need evicts each null before its model's next window asks for it again (least recently used
 # order is that cycle's worst case), so every lookup draws.
 ENTRIES_PER_MODEL = 192
+# How far below a threshold's floor the null's tail is read to skip its quantile (see NullSummary.threshold): many
+# times the quantile's precision (1e-10) and the tail's rounding, a small fraction of the tail's fall over it.
+FLOOR_MARGIN = 1e-6
 
 
 def size_bucket(n: int) -> int:
@@ -95,6 +98,15 @@ class NullSummary:
         if found is None:
             found = self._quantiles[p] = gamma_quantile(self.mean, self.var, p)
         return found
+
+    def threshold(self, floor: float, p: float) -> float:
+        """``max(floor, self.quantile(p))``: the same number, without the quantile's bisection (about 40 tail
+        evaluations) when the tail just below ``floor`` is already at most ``p``. The quantile is then below
+        ``floor * (1 - 1e-6)``, and the bisection, which stops within 1e-10 of it, could only have come out below
+        ``floor`` too."""
+        if p not in self._quantiles and self.tail(floor * (1.0 - FLOOR_MARGIN)) <= p:
+            return floor
+        return max(floor, self.quantile(p))
 
     def empirical_p(self, observed: float) -> float:
         """``(1 + #(draws >= observed)) / (1 + draws)``."""
