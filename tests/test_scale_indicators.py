@@ -15,7 +15,7 @@ from sustain.indicators.context import WindowSource
 from sustain.indicators.documents import IndicatorDoc
 from sustain.indicators.multivariate import MultivariateDrift, _Encoder
 from sustain.indicators.runner import IndicatorRunner
-from sustain.indicators.work import ModelWork, compute_model
+from sustain.indicators.work import ModelWork, compute_model, window_seed
 from sustain.transforms.plan import TransformPlan
 from sustain.transforms.window import WindowAggregates
 
@@ -98,3 +98,66 @@ class _NoHistory:
         self, model: str, version: str, start: datetime, end: datetime, columns: Sequence[str], n: int, seed: int
     ) -> pa.Table:
         return self.source.sample_labelled(model, version, start, end, columns, n, seed)
+
+
+class _Counting:
+    """The source, counting the samples it draws."""
+
+    def __init__(self, source: WindowSource) -> None:
+        self.source = source
+        self.samples: list[tuple[tuple[str, ...], int]] = []
+
+    def history(self, plan: TransformPlan, version: str, before: datetime, count: int) -> list[WindowAggregates]:
+        return self.source.history(plan, version, before, count)
+
+    def sample(
+        self, model: str, version: str, start: datetime, end: datetime, columns: Sequence[str], n: int, seed: int
+    ) -> pa.Table:
+        self.samples.append((tuple(columns), n))
+        return self.source.sample(model, version, start, end, columns, n, seed)
+
+    def labelled(self, model: str, version: str, start: datetime, end: datetime, columns: Sequence[str]) -> pa.Table:
+        return self.source.labelled(model, version, start, end, columns)
+
+
+def test_a_sample_holding_the_whole_window_is_drawn_once_for_drift_and_multivariate_drift() -> None:
+    """Under 1,000 events, drift's sample (its numbers) and multivariate drift's (numbers and categories) are
+    the whole window: one draw serves both, and every value is what each computes with its own draw."""
+    from sustain.indicators.drift import DataDrift
+
+    ctx = sample_context(rows=700, seed=8, drift={"age": 0.5})
+    assert ctx.source is not None
+    counting = _Counting(ctx.source)
+    work = ModelWork(ctx.spec, ctx.plan, [ctx.window], [False], {}, ctx.reference)
+    docs = compute_model(work, IndicatorRunner(_NoStates()), counting)  # type: ignore[arg-type]
+    assert len(counting.samples) == 1, counting.samples
+    ctx = dataclasses.replace(ctx, seed=window_seed(ctx.spec.name, ctx.window))  # as compute_model seeds it
+    own = {
+        "drift": list(DataDrift().compute(dataclasses.replace(ctx, columns=list(ctx.plan.columns)))),
+        "multivariate_drift": list(MultivariateDrift().compute(ctx)),
+    }
+    for name, values in own.items():
+        found = [d for d in docs if d.indicator == name]
+        assert [(d.feature, d.value, d.p_value, d.threshold, d.n, d.status) for d in found] == [
+            (v.feature, v.value, v.p_value, v.threshold, v.n, v.status) for v in values
+        ]
+    by_sample = [d for d in docs if d.indicator == "drift" and "sample_n" in d.details]
+    assert by_sample and all(d.details["sample_n"] > 600 for d in by_sample), "no column judged on the sample"
+
+
+def test_a_sample_of_part_of_the_window_is_not_shared() -> None:
+    """Over ``n`` events the reservoir's draw depends on ``n``: each request goes to the store."""
+    from sustain.indicators.work import WindowSample
+
+    ctx = sample_context(rows=700, seed=9)
+    assert ctx.source is not None
+    counting = _Counting(ctx.source)
+    shared = WindowSample(counting, ctx.window, [c.column for c in ctx.plan.columns])  # type: ignore[arg-type]
+    names = [c.column for c in ctx.plan.columns if c.kind == "numeric"][:2]
+    w = ctx.window
+    first = shared.sample(w.model, w.version, w.start, w.end, names, 300, 5)
+    again = shared.sample(w.model, w.version, w.start, w.end, names, 300, 5)
+    assert len(counting.samples) == 2 and first.num_rows == 300
+    assert first.equals(ctx.source.sample(w.model, w.version, w.start, w.end, names, 300, 5)) and again.equals(first)
+    whole = shared.sample(w.model, w.version, w.start, w.end, names, 5000, 5)  # the whole window, another seed's
+    assert whole.num_rows == 700 and len(counting.samples) == 3
