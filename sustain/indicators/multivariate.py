@@ -89,14 +89,16 @@ class _Encoder:
         """:meth:`encode` of an Arrow table's columns, without a Python loop over its rows (the same numbers)."""
         rows = table.num_rows
         out = np.zeros((rows, self.width))
-        j = 0
-        for name, mean, std in self.numeric:
-            if name in table.column_names:
-                values = np.asarray(
-                    pc.cast(table.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
-                )
-                out[:, j] = np.nan_to_num((values - mean) / std, nan=0.0)
-            j += 1
+        present = [j for j, (name, _, _) in enumerate(self.numeric) if name in table.column_names]
+        if present:  # one array operation for all the numbers (the same values as column by column)
+            values = np.empty((rows, len(present)))
+            for k, j in enumerate(present):
+                column = pc.cast(table.column(self.numeric[j][0]), pa.float64())
+                values[:, k] = column.to_numpy(zero_copy_only=False)
+            means = np.array([self.numeric[j][1] for j in present])
+            stds = np.array([self.numeric[j][2] for j in present])
+            out[:, present] = np.nan_to_num((values - means) / stds, nan=0.0)
+        j = len(self.numeric)
         for name, cats in self.categorical:
             if name in table.column_names:
                 keys = pc.cast(table.column(name), pa.string())
@@ -266,11 +268,17 @@ def reconstruction_drift(
 def _greater_p(window: Matrix, held: Matrix) -> float:
     """One-sided Mann–Whitney p-value for "the window's errors are larger than the held-out reference rows'":
     both are samples, and under no drift they are exchangeable whatever the errors' distribution."""
-    if float(np.ptp(np.concatenate([window, held]))) == 0.0:
+    both = np.concatenate([window, held])
+    if float(np.ptp(both)) == 0.0:
         return 1.0
     from scipy import stats
 
-    return float(stats.mannwhitneyu(window, held, alternative="greater", method="asymptotic").pvalue)
+    test = stats.mannwhitneyu
+    if np.isfinite(both).all():
+        # SciPy's own function behind its axis and NaN handling: the same p-value on finite 1-D samples, without
+        # the third of a call (0.4 ms) that handling costs
+        test = getattr(test, "__wrapped__", test)
+    return float(test(window, held, alternative="greater", method="asymptotic").pvalue)
 
 
 def _z_quantile(alpha: float) -> float:
