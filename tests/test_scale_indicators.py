@@ -161,3 +161,23 @@ def test_a_sample_of_part_of_the_window_is_not_shared() -> None:
     assert first.equals(ctx.source.sample(w.model, w.version, w.start, w.end, names, 300, 5)) and again.equals(first)
     whole = shared.sample(w.model, w.version, w.start, w.end, names, 5000, 5)  # the whole window, another seed's
     assert whole.num_rows == 700 and len(counting.samples) == 3
+
+
+def test_the_multivariate_p_value_is_scipys_whatever_the_errors() -> None:
+    """The unwrapped Mann-Whitney gives SciPy's public p-value on finite errors; others take the public one."""
+    from scipy import stats
+
+    from sustain.indicators.multivariate import _greater_p
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        window, held = rng.gamma(2, 1, int(rng.integers(100, 900))), rng.gamma(2, 1, 1334)
+        window[: int(rng.integers(0, 5))] = held[0]  # ties
+        expected = stats.mannwhitneyu(window, held, alternative="greater", method="asymptotic").pvalue
+        assert _greater_p(window, held) == float(expected)
+    odd = rng.gamma(2, 1, 200)
+    odd[3] = np.inf
+    expected = stats.mannwhitneyu(odd, held, alternative="greater", method="asymptotic").pvalue
+    assert _greater_p(odd, held) == float(expected)
+    odd[5] = np.nan
+    assert np.isnan(_greater_p(odd, held))
