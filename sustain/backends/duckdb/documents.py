@@ -37,6 +37,17 @@ _COLUMNS = (
 _KEY = "model, version, indicator, feature, metric, win, window_start"
 
 
+def _column(docs: Sequence[IndicatorDoc], name: str) -> list[Any]:
+    """One column of the ``_indicators`` rows of ``docs``."""
+    if name == "win":
+        return [d.window for d in docs]
+    if name in ("feature", "metric"):
+        return [getattr(d, name) or "" for d in docs]
+    if name == "details":
+        return [orjson.dumps(d.details, option=orjson.OPT_SERIALIZE_NUMPY).decode() for d in docs]
+    return [getattr(d, name) for d in docs]
+
+
 class DuckDBIndicators:
     """Indicator documents in the embedded store's ``_indicators`` table."""
 
@@ -54,18 +65,7 @@ class DuckDBIndicators:
     def put(self, docs: Sequence[IndicatorDoc]) -> None:
         if not docs:
             return
-        rows = {name: [] for name, _, _ in _COLUMNS}  # type: dict[str, list[Any]]
-        for d in docs:
-            for name, _, _ in _COLUMNS:
-                if name == "win":
-                    rows[name].append(d.window)
-                elif name in ("feature", "metric"):
-                    rows[name].append(getattr(d, name) or "")
-                elif name == "details":
-                    rows[name].append(orjson.dumps(d.details, option=orjson.OPT_SERIALIZE_NUMPY).decode())
-                else:
-                    rows[name].append(getattr(d, name))
-        table = pa.table({name: pa.array(rows[name], arrow) for name, arrow, _ in _COLUMNS})
+        table = pa.table({name: pa.array(_column(docs, name), arrow) for name, arrow, _ in _COLUMNS})
         with self.store.transaction() as con:
             con.register("_docs", table)
             try:
