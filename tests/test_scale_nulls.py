@@ -13,6 +13,7 @@ from sustain.backends.duckdb.nulls import DuckDBNulls
 from sustain.backends.duckdb.store import DuckDBStore
 from sustain.indicators.checks import sample_context
 from sustain.indicators.drift import DataDrift
+from sustain.indicators.gamma import threshold_above
 from sustain.indicators.stats import js_distance, psi
 from sustain.indicators.stats.calibration import null_distribution
 from sustain.indicators.stats.nulls import NullCache, NullSummary, null_key, size_bucket
@@ -127,5 +128,6 @@ def test_a_threshold_skips_the_quantile_only_where_the_floor_wins_anyway() -> No
             fresh = NullSummary(mean, var, np.zeros(0, dtype=np.float32))
             got = fresh.threshold(floor, p)
             assert got == max(floor, quantile), (mean, var, p, ratio)
+            assert threshold_above(floor, mean, var, p) == got  # the same shortcut for a null drawn per window
             skipped += p not in fresh._quantiles
     assert skipped > 300  # the floors well above the quantile did skip it

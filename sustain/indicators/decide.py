@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sustain.indicators.base import Status
-from sustain.indicators.gamma import moment_matched_isf, moment_matched_sf
+from sustain.indicators.gamma import moment_matched_sf, null_moments, threshold_above
 from sustain.indicators.stats.nulls import NullCache
 from sustain.transforms.bins import OTHER
 
@@ -327,7 +327,7 @@ def assess(
         out.p_value = moment_matched_sf(null, out.value)
         out.details["null_mean"] = float(np.mean(null))
         out.details["empirical_p"] = float((1 + np.sum(null >= out.value)) / (1 + len(null)))
-        out.threshold = max(floor, moment_matched_isf(null, _level(alpha, columns, correction)))
+        out.threshold = threshold_above(floor, *null_moments(null), _level(alpha, columns, correction))
     return out
 
 

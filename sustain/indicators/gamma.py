@@ -123,6 +123,24 @@ def gamma_quantile(mean: float, var: float, p: float) -> float:
     return gamma_isf(fitted[0], fitted[1], p)
 
 
+# How far below a threshold's floor the tail is read to skip the quantile (see threshold_above): many times the
+# quantile's precision (1e-10) and the tail's rounding, a small fraction of the tail's fall over it.
+FLOOR_MARGIN = 1e-6
+
+
+def threshold_above(floor: float, mean: float, var: float, p: float) -> float:
+    """``max(floor, gamma_quantile(mean, var, p))``, the same number, without the quantile's bisection (about
+    40 tail evaluations) when the tail just below ``floor`` is already at most ``p``: the quantile is then below
+    ``floor * (1 - 1e-6)``, and the bisection, which stops within 1e-10 of it, could only come out below ``floor``.
+
+    >>> threshold_above(5.0, 1.0, 0.1, 0.01), threshold_above(0.5, 1.0, 0.1, 0.01) == gamma_quantile(1.0, 0.1, 0.01)
+    (5.0, True)
+    """
+    if gamma_tail(mean, var, floor * (1.0 - FLOOR_MARGIN)) <= p:
+        return floor
+    return max(floor, gamma_quantile(mean, var, p))
+
+
 def moment_matched_sf(null: npt.NDArray[np.float64], observed: float) -> float:
     """The tail probability of ``observed`` under a gamma fitted to the ``null`` draws by their moments."""
     return gamma_tail(*null_moments(null), observed)

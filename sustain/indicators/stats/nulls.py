@@ -40,7 +40,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sustain.indicators.gamma import gamma_quantile, gamma_tail, null_moments
+from sustain.indicators.gamma import FLOOR_MARGIN, gamma_quantile, gamma_tail, null_moments
 
 Counts = npt.NDArray[np.float64]
 EXACT_UP_TO = 256  # window sizes up to this are their own bucket
@@ -51,9 +51,6 @@ DEFAULT_ENTRIES = 32_768  # about 60 MB with 400 draws each
 # than its models need evicts each null before its model's next window asks for it again (least recently used
 # order is that cycle's worst case), so every lookup draws.
 ENTRIES_PER_MODEL = 192
-# How far below a threshold's floor the null's tail is read to skip its quantile (see NullSummary.threshold): many
-# times the quantile's precision (1e-10) and the tail's rounding, a small fraction of the tail's fall over it.
-FLOOR_MARGIN = 1e-6
 
 
 def size_bucket(n: int) -> int:
@@ -100,12 +97,10 @@ class NullSummary:
         return found
 
     def threshold(self, floor: float, p: float) -> float:
-        """``max(floor, self.quantile(p))``: the same number, without the quantile's bisection (about 40 tail
-        evaluations) when the tail just below ``floor`` is already at most ``p``. The quantile is then below
-        ``floor * (1 - 1e-6)``, and the bisection, which stops within 1e-10 of it, could only have come out below
-        ``floor`` too."""
+        """``max(floor, self.quantile(p))``, the same number, skipping the quantile where the floor wins (as
+        :func:`sustain.indicators.gamma.threshold_above`); a quantile already worked out is read instead."""
         if p not in self._quantiles and self.tail(floor * (1.0 - FLOOR_MARGIN)) <= p:
-            return floor
+            return floor  # the reasoning of threshold_above
         return max(floor, self.quantile(p))
 
     def empirical_p(self, observed: float) -> float:
