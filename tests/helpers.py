@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from sustain.loopback import free_port
 
 CHURN_YAML = """
 models:
@@ -70,12 +71,6 @@ def put_parquet_reference(client: Any, model: str, version: str, table: Any) -> 
         content=buffer.getvalue(),
         headers={"content-type": "application/vnd.apache.parquet"},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_spec(directory: Path, text: str = CHURN_YAML) -> Path:

@@ -7,7 +7,6 @@ response types of the same TypeScript definitions, in the same ``tsc`` run as th
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -103,6 +102,7 @@ from sustain.backends.elasticsearch.windows_bodies import (
 from sustain.collector.events import parse_events
 from sustain.errors import StoreError
 from sustain.indicators.documents import IndicatorDoc, IndicatorQuery
+from sustain.loopback import free_port
 from sustain.spec import ModelSpec
 from sustain.store.base import DoneExchange, EventBatch, EventQuery, LabelBatch, PendingHalf, ReferenceInfo
 from sustain.store.layout import Layout
@@ -338,12 +338,6 @@ def test_uri_hosts_keys_and_paths() -> None:
 def test_uri_errors_name_the_problem(uri: str, message: str) -> None:
     with pytest.raises(StoreError, match=message):
         parse_elasticsearch_uri(uri)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_open_store_reaches_the_backend_and_translates_connection_errors() -> None:

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import tempfile
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Any
 import httpx
 
 from sustain.errors import ConfigError
+from sustain.loopback import free_port
 
 MODEL = "churn-demo"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "demo"
@@ -52,12 +52,6 @@ def _examples() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,14 +17,10 @@ import httpx
 
 from sustain.deploy_pipeline.release.errors import TargetFailed
 from sustain.deploy_pipeline.release.gates import child_env
+from sustain.loopback import ADDRESS_IN_USE, free_port, group_listens
 
 log = logging.getLogger("sustain.release")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+PORT_ATTEMPTS = 3  # a port it chose, taken before the server bound it: start again on a fresh one
 
 
 class ScoringServer:
@@ -39,10 +34,12 @@ class ScoringServer:
         self.model_dir = model_dir
         self.log_path = log_dir / "serve.log"
         self.port = port or free_port()
+        self.port_chosen = port is None
         self.workers = workers
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._log_start = 0
 
     @property
     def url(self) -> str:
@@ -71,6 +68,7 @@ class ScoringServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             out = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it for its lifetime
+            self._log_start = out.seek(0, os.SEEK_END)
             try:
                 self._proc = subprocess.Popen(
                     argv, stdout=out, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True
@@ -92,17 +90,27 @@ class ScoringServer:
             return False
 
     def wait_ready(self, timeout: float) -> None:
-        """Block until ``/ping`` answers; on a crash or a timeout, stop it and raise naming the log's last lines."""
+        """Block until ``/ping`` answers from this server's own process group (not from whoever took its port);
+        on a crash or a timeout, stop it and raise naming the log's last lines."""
         deadline = time.monotonic() + timeout
+        attempts = 1
         while time.monotonic() < deadline:
             if not self.alive():
+                if self.port_chosen and attempts < PORT_ATTEMPTS and ADDRESS_IN_USE in self.output().lower():
+                    attempts += 1
+                    log.warning(
+                        "port %d was taken before %s %s bound it; trying another", self.port, self.model, self.version
+                    )
+                    self.port = free_port()
+                    self.start()
+                    continue
                 code = None if self._proc is None else self._proc.returncode
                 self.stop()
                 raise TargetFailed(
                     f"the scoring server of {self.model} version {self.version} exited ({code}) while starting: "
                     f"{self.log_tail()}"
                 )
-            if self.healthy(timeout=1.0):
+            if self.healthy(timeout=1.0) and self._listener_is_own():
                 return
             time.sleep(0.2)
         self.stop()
@@ -110,6 +118,17 @@ class ScoringServer:
             f"the scoring server of {self.model} version {self.version} was not ready after {timeout:g} s: "
             f"{self.log_tail()}"
         )
+
+    def _listener_is_own(self) -> bool:
+        assert self._proc is not None
+        return group_listens(self.port, self._proc.pid) is not False
+
+    def output(self) -> str:
+        """What the current process wrote to the log."""
+        with contextlib.suppress(OSError), open(self.log_path, "rb") as out:
+            out.seek(self._log_start)
+            return out.read().decode(errors="replace")
+        return ""
 
     def log_tail(self, lines: int = 3) -> str:
         with contextlib.suppress(OSError):
