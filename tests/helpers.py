@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from sustain.loopback import free_port
+from sustain.loopback import free_port as free_port  # re-exported: the tests import it from here
 
 CHURN_YAML = """
 models:

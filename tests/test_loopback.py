@@ -89,9 +89,7 @@ def predictions(url: str) -> list[object]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="telling a stranger apart reads /proc (Linux)")
-def test_graph_scoring_server_moves_off_a_port_a_stranger_holds(
-    model_dir: Path, stranger: int, tmp_path: Path
-) -> None:
+def test_graph_scoring_server_moves_off_a_port_a_stranger_holds(model_dir: Path, stranger: int, tmp_path: Path) -> None:
     server = GraphScoringServer(str(model_dir), tmp_path, port=stranger)
     server.start()
     try:
