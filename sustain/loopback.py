@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -54,6 +55,15 @@ def _process_group(pid: str) -> int | None:
 
 def group_listens(port: int, group: int) -> bool | None:
     """Whether a process of process group ``group`` listens on ``port``; None where ``/proc`` cannot tell."""
+    return _listens(port, lambda pid: _process_group(pid) == group)
+
+
+def process_listens(port: int, pid: int) -> bool | None:
+    """Whether process ``pid`` itself listens on ``port``; None where ``/proc`` cannot tell."""
+    return _listens(port, lambda candidate: candidate == str(pid))
+
+
+def _listens(port: int, chosen: Callable[[str], bool]) -> bool | None:
     if not (PROC / "net" / "tcp").exists():
         return None
     inodes = _listening_inodes(port)
@@ -61,7 +71,7 @@ def group_listens(port: int, group: int) -> bool | None:
         return False
     sockets = {f"socket:[{inode}]" for inode in inodes}
     for pid in os.listdir(PROC):
-        if pid.isdigit() and _process_group(pid) == group:
+        if pid.isdigit() and chosen(pid):
             with contextlib.suppress(OSError):
                 fds = PROC / pid / "fd"
                 if any(os.readlink(fds / fd) in sockets for fd in os.listdir(fds)):

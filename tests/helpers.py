@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from sustain.loopback import ADDRESS_IN_USE, process_listens
 from sustain.loopback import free_port as free_port  # re-exported: the tests import it from here
 
 CHURN_YAML = """
@@ -98,6 +99,7 @@ class ServerProcess:
         self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"server-{self.port}.log"
+        self.port_retries = 2
 
     @property
     def url(self) -> str:
@@ -109,13 +111,21 @@ class ServerProcess:
             cmd += ["--config", str(self.config)]
         cmd += self.args
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it for its lifetime
+        started_at = log.tell()
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + wait * PATIENCE
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+                output = self.log_path.read_bytes()[started_at:].decode(errors="replace")
+                if ADDRESS_IN_USE in output.lower() and self.port_retries > 0:
+                    self.port_retries -= 1  # someone took the port after free_port(): start again on another
+                    self.port = free_port()
+                    return self.start(wait)
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {output[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200 and (
+                    process_listens(self.port, self.proc.pid) is not False  # not a stranger holding the port
+                ):
                     return self
             except httpx.HTTPError:
                 pass

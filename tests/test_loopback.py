@@ -17,7 +17,8 @@ import pytest
 
 from sustain.deploy_pipeline.graph.runner.scoring import ScoringServer as GraphScoringServer
 from sustain.deploy_pipeline.release.scoring import ScoringServer as ReleaseScoringServer
-from sustain.loopback import free_port, free_ports, group_listens
+from sustain.loopback import free_port, free_ports, group_listens, process_listens
+from tests.helpers import ServerProcess, write_spec
 
 SAVE_MODEL = """
 import sys, warnings
@@ -77,6 +78,8 @@ def test_group_listens_names_the_listening_process_group(stranger: int) -> None:
     assert group_listens(stranger, own_group) is True
     assert group_listens(stranger, own_group + 1_000_000) is False  # no such group holds it
     assert group_listens(free_port(), own_group) is False  # nobody listens there
+    assert process_listens(stranger, os.getpid()) is True
+    assert process_listens(stranger, 1) is False
 
 
 def predictions(url: str) -> list[object]:
@@ -128,3 +131,13 @@ def test_release_scoring_server_keeps_a_port_the_user_gave(model_dir: Path, stra
     with pytest.raises(TargetFailed, match="exited"):
         server.wait_ready(180)
     assert server.port == stranger
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="telling a stranger apart reads /proc (Linux)")
+def test_the_tests_sustain_server_moves_off_a_port_a_stranger_holds(stranger: int, tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, write_spec(tmp_path))
+    server.port = stranger
+    with server:
+        assert server.port != stranger
+        assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        assert process_listens(server.port, server.proc.pid if server.proc else -1) is True

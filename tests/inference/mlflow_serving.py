@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from sustain.loopback import group_listens
 from tests.helpers import free_port
 
 FEATURES = ["x0", "x1", "x2", "x3"]
@@ -79,7 +80,9 @@ class ScoringServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mlflow models serve exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 200 and (
+                    group_listens(self.port, self.proc.pid) is not False  # its own, not a stranger on the port
+                ):
                     return self
             except httpx.HTTPError:
                 pass
