@@ -194,7 +194,9 @@ def test_silences_hold_actions_until_they_end(tmp_path) -> None:
 
 
 def test_retries_then_success_and_failures_are_recorded(tmp_path) -> None:
-    with Receiver(statuses=[503, 500, 200]) as flaky, Receiver(statuses=[404]) as wrong:
+    # The other rule calls a receiver of its own: sharing the flaky one, its request could take the 500 or the 200
+    # meant for the drift alert's retries (actions run on several threads).
+    with Receiver(statuses=[503, 500, 200]) as flaky, Receiver(statuses=[404]) as wrong, Receiver() as steady:
         actions = {
             "flaky": {"type": "webhook", "url": flaky.url, "retries": 3},
             "down": {"type": "webhook", "url": "http://127.0.0.1:9/nothing", "retries": 2},
@@ -209,9 +211,10 @@ def test_retries_then_success_and_failures_are_recorded(tmp_path) -> None:
         }
         rules = [
             {**DRIFT_RULE, "actions": list(actions)},
-            {"name": "other", "when": DRIFT_RULE["when"], "actions": ["flaky"]},
+            {"name": "other", "when": DRIFT_RULE["when"], "actions": ["steady"]},
         ]
-        _, docs, alerting, clock = make(tmp_path, rules, actions)
+        everything = {**actions, "steady": {"type": "webhook", "url": steady.url}}
+        _, docs, alerting, clock = make(tmp_path, rules, everything)
         window(docs, 0, {"x": "alert", "y": "ok"})
         at(clock, 0)
         fired = alerting.evaluator.evaluate()

@@ -28,7 +28,14 @@ import sustain
 ROOT = Path(sustain.__file__).resolve().parent
 
 TIERS: list[set[str]] = [
-    {"sustain._lazy", "sustain.errors", "sustain.durations", "sustain.timestamps", "sustain.plotly_asset"},
+    {
+        "sustain._lazy",
+        "sustain.errors",
+        "sustain.durations",
+        "sustain.timestamps",
+        "sustain.plotly_asset",
+        "sustain.loopback",
+    },
     {"sustain", "sustain.registry"},
     {"sustain.spec"},
     {"sustain.store", "sustain.synthetic"},
