@@ -104,10 +104,14 @@ def load() -> str:
 
 
 def setup(
-    models: int, directory: Path, workers: int, null_entries: int = DEFAULT_ENTRIES
+    models: int,
+    directory: Path,
+    workers: int,
+    null_entries: int = DEFAULT_ENTRIES,
+    indicators: list[dict[str, object]] | None = None,
 ) -> tuple[DuckDBStore, Fleet, Engine, float]:
     store = DuckDBStore(f"duckdb:///{directory / 'scale.duckdb'}")
-    fleet = Fleet(store, models)
+    fleet = Fleet(store, models, indicators=indicators)
     engine = embedded_engine(
         store, workers=workers, transform_interval=1.0, indicator_interval=30.0, null_entries=null_entries
     )

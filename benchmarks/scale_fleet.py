@@ -26,12 +26,19 @@ WINDOW_SECONDS = 60
 REFERENCE_ROWS = 2000
 
 
-def fleet_spec(i: int) -> ModelSpec:
+def fleet_spec(i: int, indicators: list[dict[str, object]] | None = None) -> ModelSpec:
+    """Model ``i``; ``indicators`` replaces the default indicators (benchmarks/scale_settings.py)."""
     features: dict[str, object] = {f"x{j:02d}": "numeric" for j in range(NUMERIC)}
     features |= {f"c{j}": {"kind": "categorical", "categories": list(CATEGORIES)} for j in range(CATEGORICAL)}
-    return ModelSpec.model_validate(
-        {"name": f"m{i:04d}", "features": features, "outputs": {"score": {"kind": "probability"}}, "windows": ["1m"]}
-    )
+    spec: dict[str, object] = {
+        "name": f"m{i:04d}",
+        "features": features,
+        "outputs": {"score": {"kind": "probability"}},
+        "windows": ["1m"],
+    }
+    if indicators is not None:
+        spec["indicators"] = indicators
+    return ModelSpec.model_validate(spec)
 
 
 @dataclass
@@ -46,12 +53,14 @@ class FleetModel:
 class Fleet:
     """``models`` synthetic models registered in ``store``; :meth:`minute` writes a minute of their traffic."""
 
-    def __init__(self, store: DuckDBStore, models: int, seed: int = 0) -> None:
+    def __init__(
+        self, store: DuckDBStore, models: int, seed: int = 0, indicators: list[dict[str, object]] | None = None
+    ) -> None:
         self.store = store
         self.models: list[FleetModel] = []
         for i in range(models):
             rng = np.random.default_rng([seed, i])
-            spec = fleet_spec(i)
+            spec = fleet_spec(i, indicators)
             store.put_spec(spec)
             self.models.append(
                 FleetModel(
