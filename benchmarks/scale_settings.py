@@ -105,7 +105,7 @@ def main() -> None:
     unknown = [n for n in names if n not in SETTINGS]
     if unknown:
         parser.error(f"unknown setting(s) {', '.join(unknown)}; choose from {', '.join(SETTINGS)}")
-    console = Console()
+    console = Console(width=max(Console().width, 150))  # the table unwrapped in a log or a pipe
     found: dict[str, list[float]] = {n: [] for n in names}
     with Progress(console=console) as progress:
         task = progress.add_task(f"{args.models} models", total=args.rounds * len(names))
