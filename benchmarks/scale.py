@@ -98,6 +98,11 @@ class Figures:
     base_busy: Timed = field(default_factory=lambda: Timed(0, 0))
     base_idle: Timed = field(default_factory=lambda: Timed(0, 0))
     load: str = ""
+    # CPU-seconds a minute while events arrived in real time: the engine's process (the feeder's writes included),
+    # the feeder's writes alone, and the indicator workers
+    process_cpu: float = 0.0
+    feeder_cpu: float = 0.0
+    workers_cpu: float = 0.0
 
 
 def load() -> str:
@@ -208,8 +213,10 @@ def freshness(figures: Figures, fleet: Fleet, engine: Engine, minutes: int, tick
     """Events in real time, the engine on its own loop; freshness of every window that closes meanwhile."""
     stop = threading.Event()
     written_upto = [datetime.now(UTC)]
+    feeder_cpu = [0.0]
 
     def feed() -> None:
+        began = time.thread_time()
         while not stop.is_set():
             now = datetime.now(UTC)
             seconds = (now - written_upto[0]).total_seconds()
@@ -217,17 +224,24 @@ def freshness(figures: Figures, fleet: Fleet, engine: Engine, minutes: int, tick
                 fleet.write(written_upto[0], seconds, 0, poisson=max(1.0, 1000 * seconds / WINDOW_SECONDS))
                 written_upto[0] = now
             stop.wait(max(0.0, tick - (datetime.now(UTC) - now).total_seconds()))
+        feeder_cpu[0] = time.thread_time() - began
 
     feeder = threading.Thread(target=feed, daemon=True)
     first = minute_floor(datetime.now(UTC)) + timedelta(minutes=2)  # a whole minute of data, after a warm-up
     last = first + timedelta(minutes=minutes)
+    wall, own = time.perf_counter(), time.process_time()
     feeder.start()
     engine.start()
     try:
+        workers = cpu_seconds(worker_pids(engine)) - time.process_time()
         while datetime.now(UTC) < last + timedelta(seconds=2):
             time.sleep(1)
         stop.set()
         feeder.join()
+        per_minute = WINDOW_SECONDS / (time.perf_counter() - wall)
+        figures.process_cpu = (time.process_time() - own) * per_minute
+        figures.workers_cpu = (cpu_seconds(worker_pids(engine)) - time.process_time() - workers) * per_minute
+        figures.feeder_cpu = feeder_cpu[0] * per_minute
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and not _all_final(engine, first, last, len(fleet.models)):
             time.sleep(1)
@@ -346,6 +360,12 @@ def main() -> None:
         phases.add_row(f"{f.models:,}", *(f"{v:.2f}" for v in f.phases.values()))
     console.print(phases)
     console.print(f"references: {', '.join(f'{f.models}: {1000 * f.references:.0f} ms/model' for f in results)}")
+    for f in results:
+        if f.process_cpu:
+            console.print(
+                f"{f.models:,} models, events in real time: the engine's process {f.process_cpu:.1f} CPU-s a minute"
+                f" (writing the events {f.feeder_cpu:.1f} of it), its workers {f.workers_cpu:.1f}"
+            )
 
 
 if __name__ == "__main__":
